@@ -1,0 +1,210 @@
+//! The command line: one clap definition drives parsing and `--help`; the
+//! pass names of `--only`/`--skip` and the loss ids of `--accept` are
+//! checked against the library's own lists.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use xenify::error::DEFAULT_SIZE_LIMIT;
+use xenify::report::Hint;
+use xenify::{Loss, NoHost, Pass, Policy, ALL};
+
+use crate::files;
+use crate::job::Job;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xenify",
+    version,
+    about = "Convert oVirt/KVM libvirt domain XML into XML that libvirt's libxl (Xen) driver accepts",
+    long_about = "Convert oVirt/KVM libvirt domain XML into XML that libvirt's libxl (Xen) driver accepts, \
+changing nothing else and reporting every change.\n\n\
+Run with no arguments and $_hook_domxml set, xenify acts as a Vdsm hook (see `xenify hook --help`).\n\n\
+Exit codes: 0 converted (warnings allowed), 1 refused, 2 usage, I/O or parse error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Convert one domain or device document (stdin to stdout by default)
+    Convert(ConvertArgs),
+    /// List the passes in pipeline order
+    Passes,
+    /// Run as a Vdsm hook: rewrite the file named by $_hook_domxml in place
+    #[command(
+        long_about = "Run as a Vdsm hook: read the file named by the environment variable _hook_domxml, \
+convert it, and replace it atomically only on success. The report goes to stderr, which Vdsm logs and, on \
+failure, shows as the VM's error. Exit 0 on success, 2 on a refusal or any error (Vdsm then aborts the \
+start). Reads no stdin. Installed as a link in /usr/libexec/vdsm/hooks/before_vm_start/, xenify runs this \
+mode by itself."
+    )]
+    Hook,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PipelineArgs {
+    /// Run only these passes (comma-separated; they keep pipeline order)
+    #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_name)]
+    pub only: Vec<&'static Pass>,
+    /// Skip these passes (comma-separated)
+    #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_name)]
+    pub skip: Vec<&'static Pass>,
+    /// Accept the loss of a control Xen cannot honour (repeatable): nwfilter, link-state, vlan,
+    /// graphics-security, floppy-media, secure-boot, tpm
+    #[arg(long, value_name = "ID", value_delimiter = ',', value_parser = loss_id)]
+    pub accept: Vec<Loss>,
+    /// Report format on stderr
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub report: ReportFormat,
+    /// Also write the report as JSON to this file
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    /// The document to convert; `-` or nothing for stdin
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+    /// Write the result here (atomically) instead of stdout
+    #[arg(short, long, value_name = "OUTPUT", conflicts_with = "in_place")]
+    pub output: Option<PathBuf>,
+    /// Replace INPUT with the result (atomically)
+    #[arg(long)]
+    pub in_place: bool,
+    /// Print a unified diff of input to output instead of the document
+    #[arg(long)]
+    pub diff: bool,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+fn pass_name(s: &str) -> Result<&'static Pass, String> {
+    xenify::passes::find(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+        format!("unknown pass '{s}'; the passes are: {}", names.join(", "))
+    })
+}
+
+fn loss_id(s: &str) -> Result<Loss, String> {
+    s.trim().parse()
+}
+
+impl PipelineArgs {
+    /// The passes to run, in pipeline order.
+    pub fn passes(&self) -> Vec<&'static Pass> {
+        ALL.iter()
+            .filter(|p| self.only.is_empty() || self.only.iter().any(|o| o.name == p.name))
+            .filter(|p| !self.skip.iter().any(|s| s.name == p.name))
+            .collect()
+    }
+
+    pub fn policy(&self) -> Policy {
+        let mut policy = Policy::default();
+        policy.accept.extend(self.accept.iter().copied());
+        policy
+    }
+}
+
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Passes => {
+            let width = ALL.iter().map(|p| p.name.len()).max().unwrap_or(0);
+            let mut out = String::new();
+            for p in ALL {
+                out.push_str(&format!("{:width$}  {}\n", p.name, p.summary));
+            }
+            io::stdout().write_all(out.as_bytes())?;
+            Ok(0)
+        }
+        Command::Convert(args) => convert(args),
+        Command::Hook => crate::hook::run(),
+    }
+}
+
+fn convert(args: ConvertArgs) -> Result<u8> {
+    let stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    if args.in_place && stdin {
+        bail!("--in-place needs an INPUT file, not stdin");
+    }
+    let path = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let label = path.display().to_string();
+    let bytes = if stdin {
+        files::read_bounded(io::stdin().lock(), DEFAULT_SIZE_LIMIT).context("cannot read stdin")
+    } else {
+        files::read_file(&path, DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}"))
+    };
+    let (job, bytes) = match bytes {
+        Ok(b) => (
+            Job::run(
+                &label,
+                &b,
+                &args.pipeline.passes(),
+                &args.pipeline.policy(),
+                &NoHost,
+            ),
+            b,
+        ),
+        Err(e) => (Job::failed(&label, format!("{e:#}")), Vec::new()),
+    };
+    let Some(out) = job.output() else {
+        report(&job, &args.pipeline)?;
+        return Ok(job.exit_code());
+    };
+    let written = if args.diff {
+        let input = String::from_utf8_lossy(&bytes);
+        let name = if stdin { "stdin" } else { label.as_str() };
+        let diff = xenify::diff::unified(&input, out, &format!("a/{name}"), &format!("b/{name}"));
+        io::stdout()
+            .write_all(diff.as_bytes())
+            .context("cannot write to stdout")
+    } else if args.in_place {
+        if out.as_bytes() == bytes.as_slice() {
+            Ok(())
+        } else {
+            files::replace(&path, out.as_bytes()).with_context(|| format!("cannot replace {label}"))
+        }
+    } else if let Some(dest) = &args.output {
+        files::replace(dest, out.as_bytes())
+            .with_context(|| format!("cannot write {}", dest.display()))
+    } else {
+        io::stdout()
+            .write_all(out.as_bytes())
+            .context("cannot write to stdout")
+    };
+    match written {
+        Ok(()) => {
+            report(&job, &args.pipeline)?;
+            Ok(job.exit_code())
+        }
+        Err(e) => {
+            report(&Job::failed(&label, format!("{e:#}")), &args.pipeline)?;
+            Ok(2)
+        }
+    }
+}
+
+fn report(job: &Job, args: &PipelineArgs) -> Result<()> {
+    let r = job.report();
+    let text = match args.report {
+        ReportFormat::Text => r.text(&Hint::Cli),
+        ReportFormat::Json => r.json(&Hint::Cli),
+    };
+    io::stderr().write_all(text.as_bytes())?;
+    if let Some(path) = &args.report_file {
+        std::fs::write(path, r.json(&Hint::Cli))
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1194 @@
+//! A lossless XML document: the input text plus an editable tree of its
+//! elements. Writing it back copies every byte that no edit touched straight
+//! from the input, so `Document::parse(t)?.to_string() == t` for every input,
+//! and an edit changes only its own bytes.
+//!
+//! roxmltree checks well-formedness and gives each element's byte range; this
+//! module scans start tags itself (roxmltree hides `xmlns` attributes, whose
+//! bytes must survive) and keeps, per element, the spans it needs to splice:
+//! the tag name, each attribute with the whitespace before it, the end of the
+//! start tag and the start of the end tag. Text and comments between elements
+//! are never parsed into nodes: they are the gaps between element spans and are
+//! copied as they are.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::error::Error;
+
+/// A handle to an element of a [`Document`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct El(u32);
+
+/// Elements nested deeper than this are refused: no libvirt document comes
+/// close, and a bound keeps the recursive writer's stack small.
+pub const MAX_DEPTH: usize = 256;
+
+/// Byte offsets of an element of the input.
+#[derive(Clone, Debug)]
+struct Span {
+    /// `<` of the start tag.
+    start: usize,
+    /// End of the tag name.
+    name_end: usize,
+    /// End of the last attribute (or of the name).
+    attrs_end: usize,
+    /// `/` of `/>` in an empty-element tag, `>` otherwise.
+    tag_end: usize,
+    /// Just after the start tag's `>`.
+    stag_end: usize,
+    /// `<` of the end tag (equal to `end` for an empty-element tag).
+    etag_start: usize,
+    /// Just after the element.
+    end: usize,
+    self_closing: bool,
+}
+
+/// Byte offsets of an attribute of the input.
+#[derive(Clone, Debug)]
+struct AttrSpan {
+    /// Start of the whitespace before the name.
+    lead: usize,
+    name_start: usize,
+    /// Just after the closing quote.
+    end: usize,
+    quote: u8,
+}
+
+#[derive(Clone, Debug)]
+struct Attr<'a> {
+    qname: Cow<'a, str>,
+    value: Cow<'a, str>,
+    raw: Option<AttrSpan>,
+    /// The name or value differs from the input.
+    edited: bool,
+    removed: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Element<'a> {
+    parent: Option<El>,
+    /// Index into `Document::namespaces`; `None` for libvirt's own elements.
+    ns: Option<u16>,
+    qname: Cow<'a, str>,
+    attrs: Vec<Attr<'a>>,
+    /// Element children in document order, removed ones included (they keep
+    /// their place so that paths and gaps stay those of the input).
+    children: Vec<El>,
+    /// Character data of an element without element children.
+    text: Option<Cow<'a, str>>,
+    /// `None` for elements a pass added.
+    span: Option<Span>,
+    removed: bool,
+    /// This element or something inside it was edited.
+    dirty: bool,
+    /// The attributes were edited.
+    tag_dirty: bool,
+    /// The text was replaced.
+    text_dirty: bool,
+}
+
+/// A new element for [`Document::insert`]: name, attributes in order, and
+/// either text or child elements.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewEl {
+    pub qname: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: Option<String>,
+    pub children: Vec<NewEl>,
+}
+
+impl NewEl {
+    pub fn new(qname: &str) -> NewEl {
+        NewEl {
+            qname: qname.to_string(),
+            ..NewEl::default()
+        }
+    }
+
+    pub fn attr(mut self, name: &str, value: &str) -> NewEl {
+        self.attrs.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn text(mut self, text: &str) -> NewEl {
+        self.text = Some(text.to_string());
+        self
+    }
+
+    pub fn child(mut self, child: NewEl) -> NewEl {
+        self.children.push(child);
+        self
+    }
+}
+
+/// Where [`Document::insert`] puts a new element among its parent's children.
+#[derive(Clone, Copy, Debug)]
+pub enum At {
+    First,
+    Last,
+    Before(El),
+    After(El),
+}
+
+pub struct Document<'a> {
+    /// The input without its byte order mark.
+    src: &'a str,
+    bom: bool,
+    els: Vec<Element<'a>>,
+    root: El,
+    namespaces: Vec<String>,
+    /// Quote of the first attribute in the input, for new attributes of
+    /// elements that have none of their own.
+    quote: u8,
+}
+
+impl<'a> Document<'a> {
+    /// Parses UTF-8 text (with or without a byte order mark). A DTD, an
+    /// encoding other than UTF-8 in the XML declaration, malformed XML and
+    /// nesting deeper than [`MAX_DEPTH`] are errors.
+    pub fn parse(text: &'a str) -> Result<Document<'a>, Error> {
+        let (bom, src) = match text.strip_prefix('\u{feff}') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        check_declaration(src)?;
+        let opts = roxmltree::ParsingOptions {
+            allow_dtd: false,
+            ..Default::default()
+        };
+        let tree = roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e))?;
+        let mut doc = Document {
+            src,
+            bom,
+            els: Vec::new(),
+            root: El(0),
+            namespaces: Vec::new(),
+            quote: b'\'',
+        };
+        doc.build(&tree)?;
+        Ok(doc)
+    }
+
+    fn build(&mut self, tree: &roxmltree::Document<'a>) -> Result<(), Error> {
+        // roxmltree node index -> our element, for parents.
+        let mut map: Vec<u32> = Vec::new();
+        let mut depth: Vec<u16> = Vec::new();
+        let mut first_quote = None;
+        for node in tree.root().descendants().filter(|n| n.is_element()) {
+            let parent = node
+                .parent()
+                .filter(|p| p.is_element())
+                .map(|p| El(map[p.id().get() as usize]));
+            let d = parent.map_or(1, |p| depth[p.0 as usize] as usize + 1);
+            if d > MAX_DEPTH {
+                let pos = tree.text_pos_at(node.range().start);
+                return Err(Error::TooDeep {
+                    line: pos.row,
+                    limit: MAX_DEPTH,
+                });
+            }
+            let id = El(self.els.len() as u32);
+            let mut el = scan_element(self.src, &node)?;
+            if first_quote.is_none() {
+                first_quote = el
+                    .attrs
+                    .first()
+                    .and_then(|a| a.raw.as_ref())
+                    .map(|r| r.quote);
+            }
+            el.parent = parent;
+            el.ns = node.tag_name().namespace().map(|ns| self.intern(ns));
+            let index = node.id().get() as usize;
+            if map.len() <= index {
+                map.resize(index + 1, u32::MAX);
+            }
+            map[index] = id.0;
+            depth.push(d as u16);
+            if let Some(p) = parent {
+                self.els[p.0 as usize].children.push(id);
+                // An element with element children has no text of its own.
+                self.els[p.0 as usize].text = None;
+            }
+            self.els.push(el);
+        }
+        self.quote = first_quote.unwrap_or(b'\'');
+        Ok(())
+    }
+
+    fn intern(&mut self, ns: &str) -> u16 {
+        match self.namespaces.iter().position(|n| n == ns) {
+            Some(i) => i as u16,
+            None => {
+                self.namespaces.push(ns.to_string());
+                (self.namespaces.len() - 1) as u16
+            }
+        }
+    }
+
+    fn el(&self, e: El) -> &Element<'a> {
+        &self.els[e.0 as usize]
+    }
+
+    fn el_mut(&mut self, e: El) -> &mut Element<'a> {
+        &mut self.els[e.0 as usize]
+    }
+
+    // ----- reading -----
+
+    pub fn root(&self) -> El {
+        self.root
+    }
+
+    /// The qualified name as written (`disk`, `ovirt-vm:vm`).
+    pub fn qname(&self, e: El) -> &str {
+        &self.el(e).qname
+    }
+
+    /// The local name (`vm` for `ovirt-vm:vm`).
+    pub fn local(&self, e: El) -> &str {
+        let q = &self.el(e).qname;
+        q.rsplit(':').next().unwrap_or(q)
+    }
+
+    pub fn namespace(&self, e: El) -> Option<&str> {
+        self.el(e).ns.map(|i| self.namespaces[i as usize].as_str())
+    }
+
+    /// Is `e` the libvirt element `name` (no namespace)?
+    pub fn is(&self, e: El, name: &str) -> bool {
+        let el = self.el(e);
+        el.ns.is_none() && el.qname == name
+    }
+
+    pub fn parent(&self, e: El) -> Option<El> {
+        self.el(e).parent
+    }
+
+    /// Was `e` or one of its ancestors removed?
+    pub fn is_removed(&self, e: El) -> bool {
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            if self.el(c).removed {
+                return true;
+            }
+            cur = self.el(c).parent;
+        }
+        false
+    }
+
+    /// Was `e` in the input (rather than added by a pass)?
+    pub fn is_original(&self, e: El) -> bool {
+        self.el(e).span.is_some()
+    }
+
+    /// The children of `e` that are still there, in order.
+    pub fn children(&self, e: El) -> impl Iterator<Item = El> + '_ {
+        self.el(e)
+            .children
+            .iter()
+            .copied()
+            .filter(move |c| !self.el(*c).removed)
+    }
+
+    /// The children `e` had in the input, removed ones included.
+    pub fn children_in_input(&self, e: El) -> impl Iterator<Item = El> + '_ {
+        self.el(e)
+            .children
+            .iter()
+            .copied()
+            .filter(move |c| self.el(*c).span.is_some())
+    }
+
+    /// The remaining libvirt children of `e` named `name`.
+    pub fn children_named<'s>(&'s self, e: El, name: &'s str) -> impl Iterator<Item = El> + 's {
+        self.children(e).filter(move |c| self.is(*c, name))
+    }
+
+    /// The first remaining libvirt child of `e` named `name`.
+    pub fn child(&self, e: El, name: &str) -> Option<El> {
+        self.children_named(e, name).next()
+    }
+
+    /// The remaining elements at `names`, a path of libvirt child names from `e`.
+    pub fn find(&self, e: El, names: &[&str]) -> Option<El> {
+        names.iter().try_fold(e, |cur, name| self.child(cur, name))
+    }
+
+    pub fn attr(&self, e: El, name: &str) -> Option<&str> {
+        self.el(e)
+            .attrs
+            .iter()
+            .find(|a| !a.removed && a.qname == name)
+            .map(|a| &*a.value)
+    }
+
+    /// The attributes of `e` that are still there, as (qualified name, value).
+    pub fn attrs(&self, e: El) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.el(e)
+            .attrs
+            .iter()
+            .filter(|a| !a.removed)
+            .map(|a| (&*a.qname, &*a.value))
+    }
+
+    /// The character data of an element without element children.
+    pub fn text(&self, e: El) -> Option<&str> {
+        self.el(e).text.as_deref()
+    }
+
+    /// All remaining elements in document order.
+    pub fn descendants(&self, e: El) -> Vec<El> {
+        let mut out = Vec::new();
+        let mut stack = vec![e];
+        while let Some(c) = stack.pop() {
+            out.push(c);
+            let kids: Vec<El> = self.children(c).collect();
+            stack.extend(kids.into_iter().rev());
+        }
+        out
+    }
+
+    /// The XPath-style path of `e` in the input, `/domain/devices/disk[2]/target`.
+    /// Indexes are 1-based among same-name siblings; they are written for
+    /// children of `<devices>` and wherever a name repeats. An element a pass
+    /// added has the path of its parent.
+    pub fn path(&self, e: El) -> String {
+        let mut segs: Vec<String> = Vec::new();
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            let el = self.el(c);
+            if el.span.is_some() {
+                segs.push(self.segment(c));
+            } else {
+                segs.clear();
+            }
+            cur = el.parent;
+        }
+        let mut out = String::new();
+        for s in segs.iter().rev() {
+            out.push('/');
+            out.push_str(s);
+        }
+        out
+    }
+
+    /// The path of attribute `name` of `e`.
+    pub fn attr_path(&self, e: El, name: &str) -> String {
+        format!("{}/@{}", self.path(e), name)
+    }
+
+    fn segment(&self, e: El) -> String {
+        let el = self.el(e);
+        let Some(p) = el.parent else {
+            return el.qname.to_string();
+        };
+        let siblings = self.el(p).children.iter().filter(|s| {
+            let s = self.el(**s);
+            s.span.is_some() && s.qname == el.qname && s.ns == el.ns
+        });
+        let (mut count, mut index) = (0, 0);
+        for s in siblings {
+            count += 1;
+            if self.el(*s).span.as_ref().map(|sp| sp.start) == el.span.as_ref().map(|sp| sp.start) {
+                index = count;
+            }
+        }
+        if count > 1 || self.is(p, "devices") {
+            format!("{}[{}]", el.qname, index)
+        } else {
+            el.qname.to_string()
+        }
+    }
+
+    // ----- editing -----
+
+    fn touch(&mut self, e: El) {
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            let el = self.el_mut(c);
+            if el.dirty {
+                break;
+            }
+            el.dirty = true;
+            cur = el.parent;
+        }
+    }
+
+    /// Removes `e` (with its whole line when it stands alone on one).
+    pub fn remove(&mut self, e: El) {
+        if self.el(e).span.is_none() {
+            if let Some(p) = self.el(e).parent {
+                self.el_mut(p).children.retain(|c| *c != e);
+            }
+        }
+        self.el_mut(e).removed = true;
+        if let Some(p) = self.el(e).parent {
+            self.touch(p);
+        }
+    }
+
+    /// Sets attribute `name`, adding it after the others if absent. Returns
+    /// whether anything changed.
+    pub fn set_attr(&mut self, e: El, name: &str, value: &str) -> bool {
+        let el = self.el_mut(e);
+        match el.attrs.iter_mut().find(|a| !a.removed && a.qname == name) {
+            Some(a) if a.value == value => return false,
+            Some(a) => {
+                a.value = Cow::Owned(value.to_string());
+                a.edited = true;
+            }
+            None => el.attrs.push(Attr {
+                qname: Cow::Owned(name.to_string()),
+                value: Cow::Owned(value.to_string()),
+                raw: None,
+                edited: true,
+                removed: false,
+            }),
+        }
+        el.tag_dirty = true;
+        self.touch(e);
+        true
+    }
+
+    /// Renames attribute `old` to `new` in place, keeping its value unless
+    /// `value` is given. Returns whether the attribute was there.
+    pub fn rename_attr(&mut self, e: El, old: &str, new: &str, value: Option<&str>) -> bool {
+        let el = self.el_mut(e);
+        let Some(a) = el.attrs.iter_mut().find(|a| !a.removed && a.qname == old) else {
+            return false;
+        };
+        a.qname = Cow::Owned(new.to_string());
+        if let Some(v) = value {
+            a.value = Cow::Owned(v.to_string());
+        }
+        a.edited = true;
+        el.tag_dirty = true;
+        self.touch(e);
+        true
+    }
+
+    /// Removes attribute `name`. Returns whether it was there.
+    pub fn remove_attr(&mut self, e: El, name: &str) -> bool {
+        let el = self.el_mut(e);
+        let Some(i) = el.attrs.iter().position(|a| !a.removed && a.qname == name) else {
+            return false;
+        };
+        if el.attrs[i].raw.is_some() {
+            el.attrs[i].removed = true;
+        } else {
+            el.attrs.remove(i);
+        }
+        el.tag_dirty = true;
+        self.touch(e);
+        true
+    }
+
+    /// Replaces the character data of an element without element children.
+    pub fn set_text(&mut self, e: El, text: &str) -> bool {
+        let el = self.el_mut(e);
+        debug_assert!(
+            el.children.is_empty(),
+            "set_text on an element with children"
+        );
+        if el.text.as_deref() == Some(text) {
+            return false;
+        }
+        el.text = Some(Cow::Owned(text.to_string()));
+        el.text_dirty = true;
+        self.touch(e);
+        true
+    }
+
+    /// Adds `new` (and its children) under `parent` at `at`, indented like
+    /// its neighbours and quoted like its parent. Returns the new element.
+    pub fn insert(&mut self, parent: El, at: At, new: &NewEl) -> El {
+        let id = El(self.els.len() as u32);
+        // A prefixed name is in the namespace its own xmlns declares.
+        let ns = new.qname.split_once(':').and_then(|(prefix, _)| {
+            let decl = format!("xmlns:{prefix}");
+            new.attrs
+                .iter()
+                .find(|(k, _)| *k == decl)
+                .map(|(_, uri)| uri.clone())
+        });
+        let ns = ns.map(|uri| self.intern(&uri));
+        self.els.push(Element {
+            parent: Some(parent),
+            ns,
+            qname: Cow::Owned(new.qname.clone()),
+            attrs: new
+                .attrs
+                .iter()
+                .map(|(k, v)| Attr {
+                    qname: Cow::Owned(k.clone()),
+                    value: Cow::Owned(v.clone()),
+                    raw: None,
+                    edited: true,
+                    removed: false,
+                })
+                .collect(),
+            children: Vec::new(),
+            text: new.text.clone().map(Cow::Owned),
+            span: None,
+            removed: false,
+            dirty: true,
+            tag_dirty: true,
+            text_dirty: true,
+        });
+        let kids = &mut self.el_mut(parent).children;
+        let index = match at {
+            At::First => 0,
+            At::Last => kids.len(),
+            At::Before(s) => kids.iter().position(|c| *c == s).unwrap_or(kids.len()),
+            At::After(s) => kids
+                .iter()
+                .position(|c| *c == s)
+                .map_or(kids.len(), |i| i + 1),
+        };
+        kids.insert(index, id);
+        // Text and children do not mix in libvirt XML.
+        self.el_mut(parent).text = None;
+        self.touch(parent);
+        for child in &new.children {
+            self.insert(id, At::Last, child);
+        }
+        id
+    }
+
+    // ----- writing -----
+
+    /// Whitespace before `e` on its line, if `e` starts a line.
+    fn indent_of(&self, e: El) -> Option<Cow<'a, str>> {
+        match &self.el(e).span {
+            Some(sp) => {
+                let before = &self.src[..sp.start];
+                let ws = before.len() - before.trim_end_matches([' ', '\t']).len();
+                let line_start = sp.start - ws;
+                if line_start == 0 || before.as_bytes()[line_start - 1] == b'\n' {
+                    Some(Cow::Borrowed(&self.src[line_start..sp.start]))
+                } else {
+                    None
+                }
+            }
+            None => self.child_indent(self.el(e).parent?).map(Cow::Owned),
+        }
+    }
+
+    /// Indentation for a new child line of `p`: that of its first child that
+    /// starts a line, or its own plus one step.
+    fn child_indent(&self, p: El) -> Option<String> {
+        for c in &self.el(p).children {
+            if self.el(*c).span.is_some() {
+                if let Some(i) = self.indent_of(*c) {
+                    return Some(i.into_owned());
+                }
+            }
+        }
+        let own = self.indent_of(p)?;
+        Some(format!("{}{}", own, self.indent_step()))
+    }
+
+    /// One step of indentation: the root's children's, or two spaces.
+    fn indent_step(&self) -> String {
+        let root_indent = self.indent_of(self.root).unwrap_or_default();
+        for c in &self.el(self.root).children {
+            if let Some(i) = self.indent_of(*c).filter(|i| i.len() > root_indent.len()) {
+                return i[root_indent.len()..].to_string();
+            }
+        }
+        "  ".to_string()
+    }
+
+    fn quote_of(&self, e: El) -> u8 {
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            if let Some(q) = self
+                .el(c)
+                .attrs
+                .iter()
+                .find_map(|a| a.raw.as_ref().map(|r| r.quote))
+            {
+                return q;
+            }
+            cur = self.el(c).parent;
+        }
+        self.quote
+    }
+
+    fn write(&self, out: &mut String) {
+        let root = self
+            .el(self.root)
+            .span
+            .as_ref()
+            .expect("the root is from the input");
+        if self.bom {
+            out.push('\u{feff}');
+        }
+        out.push_str(&self.src[..root.start]);
+        self.write_el(self.root, out);
+        out.push_str(&self.src[root.end..]);
+    }
+
+    fn write_el(&self, e: El, out: &mut String) {
+        let el = self.el(e);
+        let Some(sp) = &el.span else {
+            return self.write_new(e, out);
+        };
+        if !el.dirty {
+            out.push_str(&self.src[sp.start..sp.end]);
+            return;
+        }
+        let src = self.src;
+        if el.tag_dirty {
+            out.push_str(&src[sp.start..sp.name_end]);
+            let quote = self.quote_of(e);
+            for a in el.attrs.iter().filter(|a| !a.removed) {
+                match &a.raw {
+                    Some(r) if !a.edited => out.push_str(&src[r.lead..r.end]),
+                    Some(r) => {
+                        out.push_str(&src[r.lead..r.name_start]);
+                        push_attr(out, &a.qname, &a.value, r.quote);
+                    }
+                    None => {
+                        out.push(' ');
+                        push_attr(out, &a.qname, &a.value, quote);
+                    }
+                }
+            }
+            out.push_str(&src[sp.attrs_end..sp.tag_end]);
+        } else {
+            out.push_str(&src[sp.start..sp.tag_end]);
+        }
+
+        if el.text_dirty {
+            let text = el.text.as_deref().unwrap_or("");
+            if text.is_empty() && sp.self_closing {
+                out.push_str("/>");
+            } else {
+                out.push('>');
+                push_escaped(out, text, None);
+                self.push_end_tag(e, out);
+            }
+            return;
+        }
+        let kept = el.children.iter().any(|c| !self.el(*c).removed);
+        if sp.self_closing && !kept {
+            out.push_str("/>");
+            return;
+        }
+        if !kept && self.only_space_besides_children(e) {
+            // Everything inside went: close the element as `<x/>`, the
+            // shape libvirt itself writes.
+            out.push_str("/>");
+            return;
+        }
+        out.push('>');
+        let mut pos = sp.stag_end;
+        let mut new_since_last = false;
+        let indent = self.child_indent(e);
+        for &c in &el.children {
+            let child = self.el(c);
+            match &child.span {
+                Some(csp) => {
+                    let gap = &src[pos..csp.start];
+                    if child.removed {
+                        out.push_str(self.gap_before_removed(gap, csp.end, sp.etag_start));
+                    } else {
+                        out.push_str(gap);
+                        self.write_el(c, out);
+                    }
+                    pos = csp.end;
+                    new_since_last = false;
+                }
+                None => {
+                    if let Some(i) = &indent {
+                        out.push('\n');
+                        out.push_str(i);
+                    }
+                    self.write_new(c, out);
+                    new_since_last = true;
+                }
+            }
+        }
+        let tail_end = if sp.self_closing { pos } else { sp.etag_start };
+        let tail = &src[pos.min(tail_end)..tail_end];
+        if new_since_last && !tail.contains('\n') {
+            if let Some(own) = self.indent_of(e) {
+                out.push('\n');
+                out.push_str(&own);
+            }
+        }
+        out.push_str(tail);
+        if sp.self_closing {
+            self.push_end_tag(e, out);
+        } else {
+            out.push_str(&src[sp.etag_start..sp.end]);
+        }
+    }
+
+    fn push_end_tag(&self, e: El, out: &mut String) {
+        let el = self.el(e);
+        match &el.span {
+            Some(sp) if !sp.self_closing => out.push_str(&self.src[sp.etag_start..sp.end]),
+            _ => {
+                out.push_str("</");
+                out.push_str(&el.qname);
+                out.push('>');
+            }
+        }
+    }
+
+    /// Is the content of `e`, its element children left out, only whitespace?
+    fn only_space_besides_children(&self, e: El) -> bool {
+        let el = self.el(e);
+        let Some(sp) = &el.span else { return false };
+        let mut pos = sp.stag_end;
+        for c in &el.children {
+            if let Some(csp) = &self.el(*c).span {
+                if !self.src[pos..csp.start].trim().is_empty() {
+                    return false;
+                }
+                pos = csp.end;
+            }
+        }
+        self.src[pos..sp.etag_start].trim().is_empty()
+    }
+
+    /// The part of `gap` to keep before a removed element that ends at
+    /// `end`: if the element stood alone on its line, the line goes too.
+    fn gap_before_removed<'s>(&self, gap: &'s str, end: usize, limit: usize) -> &'s str {
+        let trimmed = gap.trim_end_matches([' ', '\t']);
+        if !trimmed.ends_with('\n') {
+            return gap;
+        }
+        let after = &self.src[end..limit];
+        let rest = after.trim_start_matches([' ', '\t']);
+        if rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n") {
+            let cut = trimmed.len() - 1;
+            let cut = if trimmed[..cut].ends_with('\r') {
+                cut - 1
+            } else {
+                cut
+            };
+            &gap[..cut]
+        } else {
+            gap
+        }
+    }
+
+    fn write_new(&self, e: El, out: &mut String) {
+        let el = self.el(e);
+        let quote = self.quote_of(e);
+        out.push('<');
+        out.push_str(&el.qname);
+        for a in el.attrs.iter().filter(|a| !a.removed) {
+            out.push(' ');
+            push_attr(out, &a.qname, &a.value, quote);
+        }
+        let kids: Vec<El> = self.children(e).collect();
+        if kids.is_empty() {
+            match el.text.as_deref() {
+                Some(t) if !t.is_empty() => {
+                    out.push('>');
+                    push_escaped(out, t, None);
+                    self.push_end_tag(e, out);
+                }
+                _ => out.push_str("/>"),
+            }
+            return;
+        }
+        out.push('>');
+        let indent = self.child_indent(e);
+        for c in kids {
+            if let Some(i) = &indent {
+                out.push('\n');
+                out.push_str(i);
+            }
+            self.write_new(c, out);
+        }
+        if let Some(own) = self.indent_of(e) {
+            out.push('\n');
+            out.push_str(&own);
+        }
+        self.push_end_tag(e, out);
+    }
+}
+
+impl fmt::Display for Document<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::with_capacity(self.src.len() + 256);
+        self.write(&mut out);
+        f.write_str(&out)
+    }
+}
+
+fn push_attr(out: &mut String, name: &str, value: &str, quote: u8) {
+    out.push_str(name);
+    out.push('=');
+    out.push(quote as char);
+    push_escaped(out, value, Some(quote));
+    out.push(quote as char);
+}
+
+/// Escapes `s` for text (`quote` = None) or for an attribute value quoted by
+/// `quote`, where whitespace other than spaces is written as a character
+/// reference so that attribute-value normalisation leaves it alone.
+fn push_escaped(out: &mut String, s: &str, quote: Option<u8>) {
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' if quote == Some(b'\'') => out.push_str("&apos;"),
+            '"' if quote == Some(b'"') => out.push_str("&quot;"),
+            '\t' if quote.is_some() => out.push_str("&#9;"),
+            '\n' if quote.is_some() => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The XML declaration may name only UTF-8: the text is already a Rust string.
+fn check_declaration(src: &str) -> Result<(), Error> {
+    let Some(rest) = src.strip_prefix("<?xml") else {
+        return Ok(());
+    };
+    let Some(end) = rest.find("?>") else {
+        return Ok(());
+    };
+    let decl = &rest[..end];
+    let Some(i) = decl.find("encoding") else {
+        return Ok(());
+    };
+    let after = decl[i + "encoding".len()..]
+        .trim_start()
+        .trim_start_matches('=')
+        .trim_start();
+    let quote = after.chars().next().unwrap_or('"');
+    let name = after
+        .get(1..)
+        .unwrap_or("")
+        .split(quote)
+        .next()
+        .unwrap_or("");
+    if name.eq_ignore_ascii_case("utf-8") || name.eq_ignore_ascii_case("utf8") {
+        Ok(())
+    } else {
+        Err(Error::Encoding(format!(
+            "the XML declaration names encoding '{name}'; xenify reads UTF-8 only"
+        )))
+    }
+}
+
+fn xml_error(e: &roxmltree::Error) -> Error {
+    match e {
+        roxmltree::Error::DtdDetected => Error::Dtd,
+        roxmltree::Error::NoRootNode => Error::NoRoot,
+        _ => {
+            let pos = e.pos();
+            Error::Malformed {
+                line: pos.row,
+                column: pos.col,
+                message: strip_position(&e.to_string()),
+            }
+        }
+    }
+}
+
+/// roxmltree's messages end in " at 3:7"; the position is reported apart.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at ") {
+        Some(i) if msg[i + 4..].chars().all(|c| c.is_ascii_digit() || c == ':') => {
+            msg[..i].to_string()
+        }
+        _ => msg.to_string(),
+    }
+}
+
+/// Builds the element for `node` by scanning its start tag in `src`.
+fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Element<'a>, Error> {
+    let range = node.range();
+    let b = src.as_bytes();
+    let bad = || Error::Malformed {
+        line: 0,
+        column: 0,
+        message: format!("unreadable start tag at byte {}", range.start),
+    };
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let mut i = range.start + 1;
+    while i < range.end && !is_space(b[i]) && b[i] != b'>' && b[i] != b'/' {
+        i += 1;
+    }
+    let name_end = i;
+    let qname = &src[range.start + 1..name_end];
+    let mut attrs = Vec::new();
+    let mut attrs_end = name_end;
+    let (tag_end, self_closing) = loop {
+        let lead = i;
+        while i < range.end && is_space(b[i]) {
+            i += 1;
+        }
+        match b.get(i) {
+            Some(b'>') => break (i, false),
+            Some(b'/') => break (i, true),
+            Some(_) if i < range.end => {}
+            _ => return Err(bad()),
+        }
+        let name_start = i;
+        while i < range.end && !is_space(b[i]) && b[i] != b'=' {
+            i += 1;
+        }
+        let name = &src[name_start..i];
+        while i < range.end && b[i] != b'\'' && b[i] != b'"' {
+            i += 1;
+        }
+        let quote = *b.get(i).ok_or_else(bad)?;
+        let value_start = i + 1;
+        let value_len = src[value_start..range.end]
+            .find(quote as char)
+            .ok_or_else(bad)?;
+        let raw_value = &src[value_start..value_start + value_len];
+        i = value_start + value_len + 1;
+        attrs_end = i;
+        let value = if raw_value.contains(['&', '\t', '\n', '\r']) {
+            Cow::Owned(decode_attr(raw_value))
+        } else {
+            Cow::Borrowed(raw_value)
+        };
+        attrs.push(Attr {
+            qname: Cow::Borrowed(name),
+            value,
+            raw: Some(AttrSpan {
+                lead,
+                name_start,
+                end: i,
+                quote,
+            }),
+            edited: false,
+            removed: false,
+        });
+    };
+    let stag_end = if self_closing {
+        tag_end + 2
+    } else {
+        tag_end + 1
+    };
+    let etag_start = if self_closing {
+        range.end
+    } else {
+        src[stag_end..range.end]
+            .rfind("</")
+            .map(|k| stag_end + k)
+            .ok_or_else(bad)?
+    };
+    let has_element_child = node.children().any(|c| c.is_element());
+    let text = if self_closing || has_element_child {
+        None
+    } else {
+        let raw = &src[stag_end..etag_start];
+        if raw.contains(['<', '&', '\r']) {
+            Some(Cow::Owned(
+                node.children().filter_map(|c| c.text()).collect::<String>(),
+            ))
+        } else {
+            Some(Cow::Borrowed(raw))
+        }
+    };
+    Ok(Element {
+        parent: None,
+        ns: None,
+        qname: Cow::Borrowed(qname),
+        attrs,
+        children: Vec::new(),
+        text,
+        span: Some(Span {
+            start: range.start,
+            name_end,
+            attrs_end,
+            tag_end,
+            stag_end,
+            etag_start,
+            end: range.end,
+            self_closing,
+        }),
+        removed: false,
+        dirty: false,
+        tag_dirty: false,
+        text_dirty: false,
+    })
+}
+
+/// Decodes an attribute value the way an XML parser does: references
+/// resolved, literal tabs and line ends turned into spaces. roxmltree has
+/// already rejected anything malformed and there is no DTD, so only the five
+/// predefined entities and character references can occur.
+fn decode_attr(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find(['&', '\t', '\n', '\r']) {
+        out.push_str(&rest[..i]);
+        let c = rest.as_bytes()[i];
+        if c != b'&' {
+            // "\r\n" is one line end.
+            out.push(' ');
+            rest = if rest[i..].starts_with("\r\n") {
+                &rest[i + 2..]
+            } else {
+                &rest[i + 1..]
+            };
+            continue;
+        }
+        let end = rest[i..].find(';').map_or(rest.len(), |k| i + k);
+        let name = &rest[i + 1..end];
+        let ch = match name {
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "amp" => Some('&'),
+            "apos" => Some('\''),
+            "quot" => Some('"'),
+            _ => name
+                .strip_prefix("#x")
+                .map(|h| u32::from_str_radix(h, 16))
+                .or_else(|| name.strip_prefix('#').map(|d| d.parse::<u32>()))
+                .and_then(Result::ok)
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[i..(end + 1).min(rest.len())]),
+        }
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edit(src: &str, f: impl FnOnce(&mut Document)) -> String {
+        let mut doc = Document::parse(src).unwrap();
+        f(&mut doc);
+        doc.to_string()
+    }
+
+    #[test]
+    fn round_trip_keeps_every_byte() {
+        let src = "\u{feff}<?xml version='1.0' encoding='UTF-8'?>\n<!-- c -->\n<a x = \"1\"\n   y='&apos;'><b/>\r\n<![CDATA[<x>]]><c>&amp;</c></a>\n";
+        assert_eq!(Document::parse(src).unwrap().to_string(), src);
+    }
+
+    #[test]
+    fn removing_an_element_takes_its_line() {
+        let src = "<a>\n  <b/>\n  <c/>\n  <d/>\n</a>";
+        let out = edit(src, |d| {
+            let c = d.child(d.root(), "c").unwrap();
+            d.remove(c)
+        });
+        assert_eq!(out, "<a>\n  <b/>\n  <d/>\n</a>");
+    }
+
+    #[test]
+    fn removing_an_element_inline_leaves_the_line() {
+        let out = edit("<a><b/><c/></a>", |d| {
+            let b = d.child(d.root(), "b").unwrap();
+            d.remove(b)
+        });
+        assert_eq!(out, "<a><c/></a>");
+    }
+
+    #[test]
+    fn removing_every_child_closes_the_element() {
+        let out = edit("<a>\n  <b>\n    <c/>\n  </b>\n</a>", |d| {
+            let c = d.find(d.root(), &["b", "c"]).unwrap();
+            d.remove(c)
+        });
+        assert_eq!(out, "<a>\n  <b/>\n</a>");
+    }
+
+    #[test]
+    fn attribute_edits_keep_quotes_and_neighbours() {
+        let src = "<a>\n  <d x=\"1\"\n     y='2' z=\"3\"/>\n</a>";
+        let out = edit(src, |d| {
+            let e = d.child(d.root(), "d").unwrap();
+            d.set_attr(e, "y", "it's");
+            d.remove_attr(e, "z");
+            d.set_attr(e, "w", "<new>");
+        });
+        assert_eq!(
+            out,
+            "<a>\n  <d x=\"1\"\n     y='it&apos;s' w=\"&lt;new&gt;\"/>\n</a>"
+        );
+    }
+
+    #[test]
+    fn entities_in_values_are_read_decoded_and_not_escaped_twice() {
+        let src = "<a n='&apos;x&#x27;' m=\"&amp;\"/>";
+        let out = edit(src, |d| {
+            let r = d.root();
+            assert_eq!(d.attr(r, "n"), Some("'x'"));
+            let m = d.attr(r, "m").unwrap().to_string();
+            d.set_attr(r, "m", &m);
+            d.set_attr(r, "n", "'y'");
+        });
+        assert_eq!(out, "<a n='&apos;y&apos;' m=\"&amp;\"/>");
+    }
+
+    #[test]
+    fn new_elements_take_the_indentation_of_their_neighbours() {
+        let src = "<domain>\n    <features>\n        <acpi/>\n    </features>\n    <cputune></cputune>\n    <x/>\n</domain>";
+        let out = edit(src, |d| {
+            let r = d.root();
+            let f = d.child(r, "features").unwrap();
+            d.insert(f, At::Last, &NewEl::new("apic"));
+            let c = d.child(r, "cputune").unwrap();
+            d.insert(c, At::Last, &NewEl::new("shares").text("10"));
+            let x = d.child(r, "x").unwrap();
+            d.insert(
+                x,
+                At::Last,
+                &NewEl::new("m").child(NewEl::new("n").attr("k", "v")),
+            );
+        });
+        assert_eq!(
+            out,
+            "<domain>\n    <features>\n        <acpi/>\n        <apic/>\n    </features>\n    <cputune>\n        <shares>10</shares>\n    </cputune>\n    <x>\n        <m>\n            <n k='v'/>\n        </m>\n    </x>\n</domain>"
+        );
+    }
+
+    #[test]
+    fn paths_index_repeated_names_and_devices() {
+        let src = "<domain><devices><disk><target/></disk><disk/><emulator/></devices><os><boot/></os></domain>";
+        let doc = Document::parse(src).unwrap();
+        let devices = doc.child(doc.root(), "devices").unwrap();
+        let disks: Vec<El> = doc.children_named(devices, "disk").collect();
+        let target = doc.child(disks[0], "target").unwrap();
+        assert_eq!(doc.path(target), "/domain/devices/disk[1]/target");
+        assert_eq!(doc.path(disks[1]), "/domain/devices/disk[2]");
+        assert_eq!(
+            doc.path(doc.child(devices, "emulator").unwrap()),
+            "/domain/devices/emulator[1]"
+        );
+        assert_eq!(
+            doc.attr_path(doc.find(doc.root(), &["os", "boot"]).unwrap(), "dev"),
+            "/domain/os/boot/@dev"
+        );
+    }
+
+    #[test]
+    fn refuses_dtd_other_encodings_and_deep_nesting() {
+        assert!(matches!(
+            Document::parse("<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>"),
+            Err(Error::Dtd)
+        ));
+        assert!(matches!(
+            Document::parse("<?xml version='1.0' encoding='ISO-8859-1'?><a/>"),
+            Err(Error::Encoding(_))
+        ));
+        let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
+        assert!(matches!(Document::parse(&deep), Err(Error::TooDeep { .. })));
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading inputs with a size bound and replacing files atomically: the only
+//! file I/O of the binary, shared by the CLI and the hook.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Reads at most `limit + 1` bytes, so that an oversized input is detected
+/// without reading all of it.
+pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    reader
+        .by_ref()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Reads the file at `path`, refusing a directory by name.
+pub fn read_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a directory, not a file",
+        ));
+    }
+    read_bounded(file, limit)
+}
+
+/// How a new file's bytes reach the disk; tests substitute a writer that
+/// fails part-way, as a full disk does.
+pub type Writer<'w> = &'w mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>;
+
+/// Writes `data` to `path` by way of a new file in the same directory,
+/// renamed over `path` only once fully written and synced. The mode and
+/// owner of an existing `path` are kept. On any failure `path` is untouched
+/// and the temporary file is gone.
+pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
+    replace_with(path, data, &mut |f, d| f.write_all(d))
+}
+
+pub fn replace_with(path: &Path, data: &[u8], write: Writer) -> io::Result<()> {
+    let existing = match fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a directory, not a file",
+            ))
+        }
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let tmp = temp_path(path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    let result = (|| {
+        write(&mut file, data)?;
+        match &existing {
+            Some(m) => {
+                // Only root can give a file away; for anyone else it is theirs already.
+                let _ = std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()));
+                file.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
+            }
+            None => file.set_permissions(fs::Permissions::from_mode(0o644))?,
+        }
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A name beside `path` that no other process uses: the process id and a
+/// counter, created with O_EXCL by the caller.
+fn temp_path(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.xenify-{}-{n}.tmp", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_write_leaves_the_file_and_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("xenify-files-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("domxml");
+        fs::write(&path, b"original").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = replace_with(&path, b"new contents", &mut |f, d| {
+            f.write_all(&d[..3])?;
+            Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "No space left on device",
+            ))
+        });
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::StorageFull);
+        assert_eq!(fs::read(&path).unwrap(), b"original");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        replace(&path, b"new").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,76 @@
+//! One input through the pipeline, as both the CLI and the hook run it:
+//! decode the bytes, convert, and describe the outcome for the report.
+
+use xenify::error::{decode, DEFAULT_SIZE_LIMIT};
+use xenify::report::{Outcome, Report};
+use xenify::{Conversion, Finding, Host, Pass, Policy};
+
+/// What became of one input.
+pub struct Job {
+    pub label: String,
+    pub outcome: Outcome,
+    pub conversion: Option<Conversion>,
+    pub error: Option<String>,
+}
+
+impl Job {
+    pub fn run(
+        label: &str,
+        bytes: &[u8],
+        passes: &[&Pass],
+        policy: &Policy,
+        host: &dyn Host,
+    ) -> Job {
+        let result = decode(bytes, DEFAULT_SIZE_LIMIT)
+            .and_then(|text| xenify::convert(text, passes, policy, host));
+        match result {
+            Ok(c) => Job {
+                label: label.to_string(),
+                outcome: if c.refused() {
+                    Outcome::Refused
+                } else {
+                    Outcome::Converted
+                },
+                conversion: Some(c),
+                error: None,
+            },
+            Err(e) => Job::failed(label, e.to_string()),
+        }
+    }
+
+    pub fn failed(label: &str, error: String) -> Job {
+        Job {
+            label: label.to_string(),
+            outcome: Outcome::Error,
+            conversion: None,
+            error: Some(error),
+        }
+    }
+
+    pub fn findings(&self) -> &[Finding] {
+        self.conversion.as_ref().map_or(&[], |c| &c.findings)
+    }
+
+    pub fn report(&self) -> Report<'_> {
+        Report {
+            input: &self.label,
+            subject: self.conversion.as_ref().map(|c| c.subject.as_str()),
+            outcome: self.outcome,
+            findings: self.findings(),
+            error: self.error.clone(),
+        }
+    }
+
+    pub fn output(&self) -> Option<&str> {
+        self.conversion.as_ref().and_then(|c| c.output.as_deref())
+    }
+
+    /// 0 converted, 1 refused, 2 error.
+    pub fn exit_code(&self) -> u8 {
+        match self.outcome {
+            Outcome::Converted => 0,
+            Outcome::Refused => 1,
+            Outcome::Error => 2,
+        }
+    }
+}

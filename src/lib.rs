@@ -1,0 +1,76 @@
+//! xenify rewrites the libvirt domain XML that oVirt's Vdsm writes for KVM
+//! into XML that libvirt's libxl (Xen) driver accepts and that means what the
+//! original meant, changing nothing else, with a report of every change.
+//!
+//! The library is pure: text in, text and findings out. Reading files, the
+//! environment and the command line belongs to the binary (`cli`, `hook`).
+
+pub mod diff;
+pub mod doc;
+pub mod error;
+pub mod finding;
+pub mod passes;
+pub mod policy;
+pub mod report;
+
+pub use doc::Document;
+pub use error::Error;
+pub use finding::{Finding, Kind};
+pub use passes::{Host, NoHost, Pass, ALL};
+pub use policy::{Loss, Policy};
+
+/// The result of running the pipeline over a readable document.
+#[derive(Debug, Clone)]
+pub struct Conversion {
+    /// The converted document; `None` when a pass refused.
+    pub output: Option<String>,
+    pub findings: Vec<Finding>,
+    /// The domain's `<name>`, or the device element's name.
+    pub subject: String,
+}
+
+impl Conversion {
+    pub fn refused(&self) -> bool {
+        self.output.is_none()
+    }
+}
+
+/// Parses `text`, checks its root, runs `passes` and writes the result
+/// unless a pass refused.
+pub fn convert(
+    text: &str,
+    passes: &[&Pass],
+    policy: &Policy,
+    host: &dyn Host,
+) -> Result<Conversion, Error> {
+    let mut doc = Document::parse(text)?;
+    let root = doc.root();
+    let subject = if doc.is(root, "domain") {
+        let name = doc
+            .child(root, "name")
+            .and_then(|n| doc.text(n))
+            .unwrap_or("")
+            .trim();
+        format!("VM '{name}'")
+    } else if doc.namespace(root).is_none() && passes::is_device_element(doc.local(root)) {
+        format!("<{}> device", doc.local(root))
+    } else {
+        return Err(Error::WrongRoot {
+            name: doc.qname(root).to_string(),
+        });
+    };
+    let findings = passes::run(&mut doc, passes, policy, host);
+    let refused = findings.iter().any(|f| f.kind == Kind::Refused);
+    let output = (!refused).then(|| doc.to_string());
+    Ok(Conversion {
+        output,
+        findings,
+        subject,
+    })
+}
+
+/// `convert` with every pass.
+pub fn convert_all(text: &str, policy: &Policy) -> Result<Conversion, Error> {
+    let passes: Vec<&Pass> = ALL.iter().collect();
+    convert(text, &passes, policy, &NoHost)
+}

@@ -1,0 +1,72 @@
+//! `check-disk-formats`: disk image formats libxl can open. qemu-xen's
+//! qdisk backend (`<driver name='qemu'>`) opens raw, qcow, qcow2, qed and
+//! vpc (VHD); `phy` and `file` open raw only; anything else is rejected
+//! ("libxenlight does not support disk format …"). Hosts without the qdisk
+//! backend refuse qcow2 by policy (`qcow2 = "reject"`).
+//!
+//! `<driver name='qemu' type='vmdk'/>` → refused, naming the disk
+
+use super::slots::device_kind;
+use super::{Cx, Pass};
+use crate::policy::Qcow2;
+
+pub const PASS: Pass = Pass {
+    name: "check-disk-formats",
+    summary: "refuse image formats libxl cannot open (and qcow2 when the policy says reject)",
+    run,
+};
+
+fn run(cx: &mut Cx) {
+    for disk in cx.devices_named("disk") {
+        if device_kind(cx.doc(), disk) == "floppy" {
+            continue;
+        }
+        let Some(driver) = cx.doc().child(disk, "driver") else {
+            continue;
+        };
+        let doc = cx.doc();
+        let format = doc.attr(driver, "type").unwrap_or("raw").to_string();
+        let name = doc.attr(driver, "name").unwrap_or("qemu").to_string();
+        let target = doc
+            .child(disk, "target")
+            .and_then(|t| doc.attr(t, "dev"))
+            .unwrap_or("?")
+            .to_string();
+        let source = doc
+            .child(disk, "source")
+            .and_then(|s| {
+                ["file", "dev", "name", "dir"]
+                    .iter()
+                    .find_map(|a| doc.attr(s, a))
+            })
+            .unwrap_or("(no source)")
+            .to_string();
+        let path = doc.attr_path(driver, "type");
+        if format == "iso" && device_kind(doc, disk) == "cdrom" {
+            cx.set_attr(
+                driver,
+                "type",
+                "raw",
+                "an ISO image is a raw image, the format libxl knows it by",
+            );
+            continue;
+        }
+        let opens = match name.as_str() {
+            "qemu" | "tap" | "tap2" => {
+                matches!(format.as_str(), "raw" | "qcow" | "qcow2" | "qed" | "vpc")
+            }
+            _ => format == "raw",
+        };
+        if !opens {
+            cx.refuse(
+                path,
+                format!("disk {target} ({source}) is in format '{format}', which libxl cannot open with driver '{name}'; convert it with qemu-img convert -O raw"),
+            );
+        } else if format == "qcow2" && cx.policy.qcow2 == Qcow2::Reject {
+            cx.refuse(
+                path,
+                format!("disk {target} ({source}) is qcow2 and the policy says qcow2 = \"reject\"; convert it with qemu-img convert -O raw, or set qcow2 = \"qdisk\" on hosts with qemu-xen's qdisk backend"),
+            );
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! `devices-to-xen`: the rest of `<devices>`. libxl builds no controllers
+//! but Xen's own (USB controllers of KVM models are rejected, even
+//! `model='none'`), emulates USB tablets and mice and PS/2 inputs only,
+//! rejects some sound models, ignores a list of devices the administrator
+//! must hear about, and assigns PCI devices through pciback, not vfio.
+//!
+//! `<controller type='usb' model='piix3-uhci'/>`, `<watchdog model='i6300esb' action='reset'/>` → (removed)
+
+use super::{Cx, Pass};
+use crate::doc::El;
+use crate::policy::Loss;
+
+pub const PASS: Pass = Pass {
+    name: "devices-to-xen",
+    summary: "drop KVM controllers, USB keyboards, ignored devices (rng, watchdog, …); sound models; vTPM only as accepted loss tpm",
+    run,
+};
+
+/// Devices other passes handle.
+const ELSEWHERE: &[&str] = &[
+    "disk",
+    "interface",
+    "graphics",
+    "video",
+    "memballoon",
+    "channel",
+    "console",
+    "serial",
+    "memory",
+    "emulator",
+];
+
+fn run(cx: &mut Cx) {
+    for dev in cx.devices() {
+        if cx.doc().namespace(dev).is_some() {
+            continue;
+        }
+        let name = cx.doc().qname(dev).to_string();
+        match name.as_str() {
+            n if ELSEWHERE.contains(&n) => {}
+            "controller" => controller(cx, dev),
+            "input" => input(cx, dev),
+            "sound" => sound(cx, dev),
+            "hostdev" => hostdev(cx, dev),
+            "tpm" => {
+                let path = cx.doc().path(dev);
+                if cx.loss(path.clone(), Loss::Tpm, "virtual TPM cannot be provided by Xen (libxl ignores <tpm>)") {
+                    cx.remove(dev, "<tpm>: libxl ignores it");
+                    cx.accepted(path, Loss::Tpm, "keys sealed to the vTPM (BitLocker, LUKS with TPM) stop working");
+                }
+            }
+            "lease" => cx.warn(
+                cx.doc().path(dev),
+                "the storage lease is enforced only when lock_manager is set in libvirt's libxl.conf (sanlock); otherwise two hosts can run this VM at once",
+            ),
+            "parallel" => cx.remove_warn(dev, "<parallel>: libxl rejects parallel ports on HVM", "the guest has no parallel port"),
+            _ => match ignored(&name, cx.doc().attr(dev, "action")) {
+                Some(consequence) => cx.remove_warn(dev, format!("<{name}>: libxl ignores it"), consequence),
+                None => cx.warn(cx.doc().path(dev), format!("<{name}> is unknown to xenify and kept as it is; check that libxl supports it")),
+            },
+        }
+    }
+}
+
+/// What the guest loses with a device libxl ignores.
+fn ignored(name: &str, action: Option<&str>) -> Option<String> {
+    Some(match name {
+        "rng" => {
+            "the guest has no virtio RNG; it seeds its entropy pool from its own sources".into()
+        }
+        "watchdog" => format!(
+            "oVirt's watchdog action ('{}') is gone: a hung guest is not detected or acted on",
+            action.unwrap_or("reset")
+        ),
+        "panic" => "guest panics are no longer reported to the host".into(),
+        "smartcard" => "the guest has no smartcard passthrough".into(),
+        "redirdev" | "redirfilter" => {
+            "USB redirection from the console client is not available".into()
+        }
+        "shmem" => "the shared memory region is not attached".into(),
+        "filesystem" => {
+            "the shared host directory (virtiofs/9p) is not mounted in the guest".into()
+        }
+        "vsock" => "the guest has no vsock; agents using it cannot connect".into(),
+        "iommu" => "the guest has no virtual IOMMU".into(),
+        "hub" => "the guest has no USB hub".into(),
+        "audio" => "the audio backend setting is not applied".into(),
+        "crypto" => "the guest has no virtio crypto device".into(),
+        "pstore" => "the guest has no pstore device to keep crash logs".into(),
+        "nvram" => "the guest has no NVRAM device".into(),
+        _ => return None,
+    })
+}
+
+fn controller(cx: &mut Cx, c: El) {
+    let ty = cx.doc().attr(c, "type").unwrap_or("").to_string();
+    let model = cx.doc().attr(c, "model").unwrap_or("").to_string();
+    match ty.as_str() {
+        "xenbus" => {}
+        "usb" if model.starts_with("qusb") => {}
+        "usb" => {
+            let model = if model.is_empty() {
+                "default".to_string()
+            } else {
+                model
+            };
+            cx.remove(c, format!("USB controller (model {model}): libvirt rejects KVM USB models on Xen; USB tablets need none"));
+        }
+        "virtio-serial" => {}
+        _ => cx.remove(
+            c,
+            format!("{ty} controller: libxl ignores controllers; Xen builds its own"),
+        ),
+    }
+}
+
+fn input(cx: &mut Cx, i: El) {
+    let ty = cx.doc().attr(i, "type").unwrap_or("").to_string();
+    let bus = cx.doc().attr(i, "bus").unwrap_or("").to_string();
+    if cx.pvh() {
+        match ty.as_str() {
+            "mouse" | "keyboard" => {
+                cx.set_attr(i, "bus", "xen", "a PVH guest has Xen PV inputs only");
+            }
+            _ => cx.remove(
+                i,
+                format!("{ty} input: a PVH guest has Xen PV mouse and keyboard only"),
+            ),
+        }
+        return;
+    }
+    let kept = matches!(
+        (ty.as_str(), bus.as_str()),
+        ("tablet" | "mouse", "usb") | ("mouse" | "keyboard", "ps2")
+    );
+    if !kept {
+        let why = match (ty.as_str(), bus.as_str()) {
+            (_, "virtio") => "virtio input: libxl ignores it".to_string(),
+            ("keyboard", "usb") => {
+                "USB keyboard: libxl rejects it; the PS/2 keyboard remains".to_string()
+            }
+            _ => format!("{ty} input on bus '{bus}': libxl cannot emulate it on HVM"),
+        };
+        cx.remove(i, why);
+    }
+}
+
+fn sound(cx: &mut Cx, s: El) {
+    let model = cx.doc().attr(s, "model").unwrap_or("").to_string();
+    match model.as_str() {
+        "ich6" | "es1370" | "ac97" | "sb16" => {}
+        "ich7" | "ich9" => {
+            cx.set_attr(
+                s,
+                "model",
+                "ich6",
+                "Intel HDA as libxl offers it (libvirt rejects ich7 and ich9)",
+            );
+        }
+        _ => cx.remove_warn(
+            s,
+            format!("sound model '{model}': libvirt rejects it on Xen"),
+            "the guest loses this sound card",
+        ),
+    }
+}
+
+fn hostdev(cx: &mut Cx, h: El) {
+    let ty = cx.doc().attr(h, "type").unwrap_or("").to_string();
+    if cx.doc().attr(h, "mode") == Some("capabilities") {
+        cx.remove_warn(
+            h,
+            "hostdev in capabilities mode: libvirt rejects it on Xen",
+            "the host device is not passed through",
+        );
+        return;
+    }
+    match ty.as_str() {
+        "pci" => {
+            if let Some(driver) = cx.doc().child(h, "driver") {
+                if matches!(cx.doc().attr(driver, "name"), Some("vfio" | "kvm")) {
+                    cx.set_attr(
+                        driver,
+                        "name",
+                        "xen",
+                        "Xen assigns PCI devices through pciback; libvirt rejects vfio on Xen",
+                    );
+                }
+            }
+            cx.remove_children(h, &["address", "rom"], "(guest side) is ignored by libxl");
+        }
+        "usb" => {}
+        _ => cx.remove_warn(
+            h,
+            format!("{ty} host device: libxl passes through PCI and USB devices only"),
+            "the host device is not passed through",
+        ),
+    }
+}

@@ -1,0 +1,218 @@
+//! `graphics-to-xen`: the console. libxl does not resolve `<listen
+//! type='network'>` and silently listens on 127.0.0.1 (the field report's
+//! "connection refused from outside dom0"), so every listen gets an explicit
+//! address; it enables only one of SPICE and VNC on HVM; and it ignores SPICE
+//! TLS and ticket expiry, which go only as the accepted loss
+//! `graphics-security`.
+//!
+//! `<listen type='network' network='vdsm-ovirtmgmt'/>` → `<listen type='address' address='192.0.2.10'/>`
+
+use super::{Cx, Pass};
+use crate::doc::{At, El, NewEl};
+use crate::policy::Loss;
+
+pub const PASS: Pass = Pass {
+    name: "graphics-to-xen",
+    summary: "explicit listen addresses, one console of SPICE/VNC, SPICE TLS only as the accepted loss graphics-security",
+    run,
+};
+
+/// Children of `<graphics type='spice'>` that VNC does not have.
+const SPICE_ONLY: &[&str] = &[
+    "channel",
+    "image",
+    "jpeg",
+    "zlib",
+    "playback",
+    "streaming",
+    "clipboard",
+    "mouse",
+    "filetransfer",
+    "gl",
+];
+
+fn run(cx: &mut Cx) {
+    let mut kept: Option<El> = None;
+    for g in cx.devices_named("graphics") {
+        let ty = cx.doc().attr(g, "type").unwrap_or("").to_string();
+        if !matches!(ty.as_str(), "vnc" | "spice" | "sdl") {
+            cx.remove_warn(
+                g,
+                format!("<graphics type='{ty}'>: libvirt's libxl driver rejects it (or, for dbus and egl-headless, aborts the daemon)"),
+                format!("the guest has no {ty} display"),
+            );
+        } else if let Some(first) = kept {
+            let first_ty = cx.doc().attr(first, "type").unwrap_or("").to_string();
+            cx.remove_warn(
+                g,
+                format!("second console <graphics type='{ty}'>: libxl enables only one on HVM"),
+                format!("the console is {first_ty} only"),
+            );
+        } else {
+            kept = Some(g);
+        }
+    }
+    let Some(g) = kept else { return };
+    security(cx, g);
+    let spice = cx.doc().attr(g, "type") == Some("spice");
+    if spice && cx.pvh() {
+        cx.set_attr(g, "type", "vnc", "libxl gives PVH guests no SPICE display");
+        cx.remove_children(g, SPICE_ONLY, "is a SPICE setting");
+        cx.remove_attrs(g, &["defaultMode"], "is a SPICE setting");
+    } else if spice {
+        clipboard(cx, g);
+    }
+    listens(cx, g);
+}
+
+/// TLS and ticket expiry: controls libxl ignores.
+fn security(cx: &mut Cx, g: El) {
+    let doc = cx.doc();
+    let mut settings = Vec::new();
+    if doc.attr(g, "tlsPort").is_some() {
+        settings.push("TLS port");
+    }
+    if doc.attr(g, "defaultMode") == Some("secure") {
+        settings.push("defaultMode='secure'");
+    }
+    let secure_channels: Vec<El> = doc
+        .children_named(g, "channel")
+        .filter(|c| doc.attr(*c, "mode") == Some("secure"))
+        .collect();
+    if !secure_channels.is_empty() {
+        settings.push("secure channels");
+    }
+    if doc.attr(g, "passwdValidTo").is_some() {
+        settings.push("ticket expiry (passwdValidTo)");
+    }
+    if settings.is_empty() {
+        return;
+    }
+    let ty = doc.attr(g, "type").unwrap_or("").to_string();
+    let path = doc.path(g);
+    let what = format!(
+        "{ty} console security ({}) cannot be enforced by Xen (libxl ignores it)",
+        settings.join(", ")
+    );
+    if !cx.loss(path.clone(), Loss::GraphicsSecurity, what) {
+        return;
+    }
+    cx.remove_attr(g, "tlsPort", "is ignored by libxl: no TLS");
+    if cx.doc().attr(g, "defaultMode") == Some("secure") {
+        cx.remove_attr(g, "defaultMode", "is ignored by libxl: no TLS");
+    }
+    for c in secure_channels {
+        let name = cx.doc().attr(c, "name").unwrap_or("?").to_string();
+        cx.remove(
+            c,
+            format!("secure SPICE channel '{name}': libxl ignores it, there is no TLS"),
+        );
+    }
+    cx.remove_attr(
+        g,
+        "passwdValidTo",
+        "is ignored by libxl: the console password never expires",
+    );
+    cx.accepted(
+        path,
+        Loss::GraphicsSecurity,
+        "console traffic is unencrypted and its password does not expire",
+    );
+}
+
+/// A kept SPICE console gets its agent (which the removed spicevmc channel
+/// gave it on KVM) from `<clipboard copypaste='yes'/>`.
+fn clipboard(cx: &mut Cx, g: El) {
+    let doc = cx.doc();
+    if doc.child(g, "clipboard").is_some() {
+        return;
+    }
+    let Some(devices) = cx.domain().and_then(|d| doc.child(d, "devices")) else {
+        return;
+    };
+    let had_agent = doc
+        .children_in_input(devices)
+        .any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
+    if had_agent {
+        cx.add(
+            g,
+            At::Last,
+            NewEl::new("clipboard").attr("copypaste", "yes"),
+            "libxl adds the SPICE agent (vdagent) for it, replacing the spicevmc channel",
+        );
+    }
+}
+
+fn listens(cx: &mut Cx, g: El) {
+    let listens: Vec<El> = cx.doc().children_named(g, "listen").collect();
+    for (i, l) in listens.iter().copied().enumerate() {
+        let ty = cx.doc().attr(l, "type").unwrap_or("address").to_string();
+        match ty.as_str() {
+            "network" => {
+                let address = listen_address(cx, l);
+                cx.set_attr(
+                    l,
+                    "type",
+                    "address",
+                    "libxl does not resolve network listens and would listen on 127.0.0.1",
+                );
+                cx.set_attr(
+                    l,
+                    "address",
+                    &address,
+                    "the address the console listens on, written out",
+                );
+                cx.remove_attr(l, "network", "is resolved to its address");
+            }
+            "socket" | "none" => {
+                cx.set_attr(l, "type", "address", "libxl listens on an address only");
+                cx.remove_attr(l, "socket", "is rejected by libvirt on an address listen");
+                if cx.doc().attr(l, "address").is_none() {
+                    cx.set_attr(
+                        l,
+                        "address",
+                        "127.0.0.1",
+                        "the console stays local to the host, as it was",
+                    );
+                }
+            }
+            _ => {}
+        }
+        if i == 0 {
+            let first = cx.doc().attr(l, "address").map(str::to_string);
+            if let (Some(first), Some(attr)) = (first, cx.doc().attr(g, "listen")) {
+                if attr != first {
+                    cx.set_attr(
+                        g,
+                        "listen",
+                        &first,
+                        "libvirt requires it to equal the first listen's address",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The listen's own address (live dumps carry it), else the IPv4 address of
+/// the Vdsm network's bridge on this host, else the policy's, else 0.0.0.0.
+fn listen_address(cx: &mut Cx, l: El) -> String {
+    if let Some(a) = cx.doc().attr(l, "address").filter(|a| !a.is_empty()) {
+        return a.to_string();
+    }
+    let network = cx.doc().attr(l, "network").unwrap_or("").to_string();
+    if let Some(ip) = network
+        .strip_prefix("vdsm-")
+        .and_then(|b| cx.host.bridge_ipv4(b))
+    {
+        return ip.to_string();
+    }
+    if let Some(a) = cx.policy.graphics_listen.clone() {
+        return a;
+    }
+    cx.warn(
+        cx.doc().path(l),
+        format!("no address known for network '{network}' on this host and no graphics_listen in the policy: the console listens on every address of the host (0.0.0.0)"),
+    );
+    "0.0.0.0".to_string()
+}

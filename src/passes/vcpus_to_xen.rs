@@ -1,0 +1,81 @@
+//! `vcpus-to-xen`: the vCPU count. Xen caps HVM and PVH guests at 128 vCPUs
+//! and oVirt writes a maximum of 16 × the current count (160 or more), which
+//! fails to start; libxl does hot-plug vCPUs up to the maximum, so it is
+//! clamped to the policy's `max_vcpus` and no lower.
+//!
+//! `<vcpu current='1'>160</vcpu>` → `<vcpu current='1'>128</vcpu>`
+
+use super::{Cx, Pass};
+
+pub const PASS: Pass = Pass {
+    name: "vcpus-to-xen",
+    summary:
+        "clamp the maximum vCPUs to max_vcpus (128), drop pins beyond it and the ignored cpuset",
+    run,
+};
+
+fn run(cx: &mut Cx) {
+    let Some(domain) = cx.domain() else { return };
+    let Some(vcpu) = cx.doc().child(domain, "vcpu") else {
+        return;
+    };
+    let Some((max, current)) = cx.vcpus() else {
+        return;
+    };
+    let limit = cx.policy.max_vcpus;
+    let text = cx.doc().text(vcpu).unwrap_or("").trim().to_string();
+    if text.parse::<u32>().is_ok_and(|m| m > max) {
+        cx.set_text(
+            vcpu,
+            &max.to_string(),
+            &format!("Xen runs HVM and PVH guests with at most {limit} vCPUs (policy max_vcpus)"),
+        );
+    }
+    if let Some(cur) = cx.doc().attr(vcpu, "current") {
+        if cur.trim().parse::<u32>().is_ok_and(|c| c > current) {
+            cx.set_attr(
+                vcpu,
+                "current",
+                &current.to_string(),
+                "the current vCPUs cannot exceed the maximum",
+            );
+        }
+    }
+    if cx.doc().attr(vcpu, "cpuset").is_some() {
+        let path = cx.doc().attr_path(vcpu, "cpuset");
+        cx.remove_attr(vcpu, "cpuset", "is ignored by libxl");
+        cx.warn(path, "the vCPUs are no longer confined to that host CPU set; pin them with <cputune><vcpupin> instead");
+    }
+    if let Some(cputune) = cx.doc().child(domain, "cputune") {
+        let pins: Vec<_> = cx.doc().children_named(cputune, "vcpupin").collect();
+        for pin in pins {
+            if cx
+                .doc()
+                .attr(pin, "vcpu")
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|v| v >= max)
+            {
+                cx.remove(
+                    pin,
+                    format!("pins a vCPU beyond the {max} the guest now has"),
+                );
+            }
+        }
+    }
+    if let Some(vcpus) = cx.doc().child(domain, "vcpus") {
+        let entries: Vec<_> = cx.doc().children_named(vcpus, "vcpu").collect();
+        for v in entries {
+            if cx
+                .doc()
+                .attr(v, "id")
+                .and_then(|i| i.parse::<u32>().ok())
+                .is_some_and(|i| i >= max)
+            {
+                cx.remove(
+                    v,
+                    format!("describes a vCPU beyond the {max} the guest now has"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The report of a run, for people (text, one line per finding, the first
+//! line saying in plain words what happened) and for machines (JSON, the same
+//! data). Both are an interface: the README documents them.
+
+use serde::Serialize;
+
+use crate::finding::{Finding, Kind};
+use crate::policy::Loss;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Converted,
+    Refused,
+    Error,
+}
+
+/// Where the administrator accepts a loss, which depends on how xenify runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// On the command line: `--accept ID`.
+    Cli,
+    /// As a Vdsm hook: the policy file and the VM custom property.
+    Hook { config: String },
+}
+
+impl Hint {
+    /// The exact setting that accepts `loss`.
+    pub fn accept(&self, loss: Loss) -> String {
+        match self {
+            Hint::Cli => format!("to convert without it, pass --accept {loss}"),
+            Hint::Hook { config } => format!(
+                "to start without it, add \"{loss}\" to accept in {config} or set the VM custom property xenify_accept={loss}"
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub changed: usize,
+    pub removed: usize,
+    pub added: usize,
+    pub warning: usize,
+    pub refused: usize,
+}
+
+impl Counts {
+    pub fn of(findings: &[Finding]) -> Counts {
+        let mut c = Counts::default();
+        for f in findings {
+            match f.kind {
+                Kind::Changed => c.changed += 1,
+                Kind::Removed => c.removed += 1,
+                Kind::Added => c.added += 1,
+                Kind::Warning => c.warning += 1,
+                Kind::Refused => c.refused += 1,
+            }
+        }
+        c
+    }
+}
+
+/// One run over one input.
+#[derive(Clone, Debug)]
+pub struct Report<'a> {
+    /// The input as the user named it (a path, or `-`).
+    pub input: &'a str,
+    /// `VM 'name'` or `<disk> device`, when the input could be read.
+    pub subject: Option<&'a str>,
+    pub outcome: Outcome,
+    pub findings: &'a [Finding],
+    pub error: Option<String>,
+}
+
+/// The loss ids the refusals ask for, in the order first met.
+pub fn refused_losses(findings: &[Finding]) -> Vec<Loss> {
+    let mut ids = Vec::new();
+    for f in findings.iter().filter(|f| f.kind == Kind::Refused) {
+        if let Some(l) = f.accept {
+            if !ids.contains(&l) {
+                ids.push(l);
+            }
+        }
+    }
+    ids
+}
+
+impl Report<'_> {
+    /// The first line: what happened, in plain words.
+    pub fn headline(&self) -> String {
+        let subject = self.subject.unwrap_or("the document");
+        match self.outcome {
+            Outcome::Error => format!(
+                "xenify: error: {}: {}",
+                self.input,
+                self.error.as_deref().unwrap_or("unknown error")
+            ),
+            Outcome::Refused => {
+                let refusals = self
+                    .findings
+                    .iter()
+                    .filter(|f| f.kind == Kind::Refused)
+                    .count();
+                let losses = refused_losses(self.findings);
+                let mut line = format!(
+                    "xenify: refused: {subject} cannot run on Xen as it is: {refusals} setting{} cannot be honoured by libvirt's libxl driver",
+                    if refusals == 1 { "" } else { "s" }
+                );
+                if !losses.is_empty() {
+                    let ids: Vec<&str> = losses.iter().map(|l| l.id()).collect();
+                    line.push_str(&format!(
+                        " without accepting the loss of {}",
+                        ids.join(", ")
+                    ));
+                }
+                line.push_str(&format!("; nothing was written ({})", self.input));
+                line
+            }
+            Outcome::Converted => {
+                let c = Counts::of(self.findings);
+                if c.changed + c.removed + c.added == 0 {
+                    format!(
+                        "xenify: converted: {subject} ({}) needs no change for Xen",
+                        self.input
+                    )
+                } else {
+                    format!(
+                        "xenify: converted: {subject} ({}) for Xen: {} changed, {} removed, {} added, {} warning{}",
+                        self.input,
+                        c.changed,
+                        c.removed,
+                        c.added,
+                        c.warning,
+                        if c.warning == 1 { "" } else { "s" }
+                    )
+                }
+            }
+        }
+    }
+
+    /// The text report: the headline, then one line per finding. A refused
+    /// run lists its refusals only, since nothing else took effect.
+    pub fn text(&self, hint: &Hint) -> String {
+        let mut out = self.headline();
+        out.push('\n');
+        let refused = self.outcome == Outcome::Refused;
+        for f in self
+            .findings
+            .iter()
+            .filter(|f| !refused || f.kind == Kind::Refused)
+        {
+            out.push_str(&format!("xenify: {}: {}: {}", f.kind, f.path, f.message));
+            if let (Kind::Refused, Some(l)) = (f.kind, f.accept) {
+                out.push_str("; ");
+                out.push_str(&hint.accept(l));
+            }
+            out.push_str(&format!(" [{}]\n", f.pass));
+        }
+        out
+    }
+
+    pub fn json_value(&self, hint: &Hint) -> serde_json::Value {
+        let findings: Vec<serde_json::Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let mut v = serde_json::to_value(f).unwrap_or_default();
+                if let (Kind::Refused, Some(l), Some(obj)) = (f.kind, f.accept, v.as_object_mut()) {
+                    obj.insert("hint".into(), hint.accept(l).into());
+                }
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "outcome": self.outcome,
+            "input": self.input,
+            "subject": self.subject,
+            "headline": self.headline(),
+            "counts": Counts::of(self.findings),
+            "findings": findings,
+            "error": self.error,
+        })
+    }
+
+    pub fn json(&self, hint: &Hint) -> String {
+        let mut s = serde_json::to_string_pretty(&self.json_value(hint)).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
