@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xenify::error::DEFAULT_SIZE_LIMIT;
+use xenify::policy::{Raw, Source};
 use xenify::report::Hint;
 use xenify::{Loss, NoHost, Pass, Policy, ALL};
 
@@ -36,13 +37,11 @@ pub enum Command {
     /// List the passes in pipeline order
     Passes,
     /// Run as a Vdsm hook: rewrite the file named by $_hook_domxml in place
-    #[command(
-        long_about = "Run as a Vdsm hook: read the file named by the environment variable _hook_domxml, \
+    #[command(long_about = "Run as a Vdsm hook: read the file named by the environment variable _hook_domxml, \
 convert it, and replace it atomically only on success. The report goes to stderr, which Vdsm logs and, on \
 failure, shows as the VM's error. Exit 0 on success, 2 on a refusal or any error (Vdsm then aborts the \
 start). Reads no stdin. Installed as a link in /usr/libexec/vdsm/hooks/before_vm_start/, xenify runs this \
-mode by itself."
-    )]
+mode by itself.")]
     Hook,
 }
 
@@ -58,6 +57,9 @@ pub struct PipelineArgs {
     /// graphics-security, floppy-media, secure-boot, tpm
     #[arg(long, value_name = "ID", value_delimiter = ',', value_parser = loss_id)]
     pub accept: Vec<Loss>,
+    /// Read the policy from this TOML file (see xenify.toml(5))
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Report format on stderr
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub report: ReportFormat,
@@ -110,10 +112,19 @@ impl PipelineArgs {
             .collect()
     }
 
-    pub fn policy(&self) -> Policy {
+    /// The policy: the file given with `--config`, then the flags.
+    pub fn policy(&self) -> Result<Policy> {
         let mut policy = Policy::default();
-        policy.accept.extend(self.accept.iter().copied());
-        policy
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the policy file {}", path.display()))?;
+            policy.apply_toml(&text, &path.display().to_string())?;
+        }
+        if !self.accept.is_empty() {
+            let ids: Vec<&str> = self.accept.iter().map(|l| l.id()).collect();
+            policy.set("accept", Raw::Str(ids.join(",")), Source::Flag { name: "--accept".into() })?;
+        }
+        Ok(policy)
     }
 }
 
@@ -145,17 +156,9 @@ fn convert(args: ConvertArgs) -> Result<u8> {
     } else {
         files::read_file(&path, DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}"))
     };
+    let policy = args.pipeline.policy()?;
     let (job, bytes) = match bytes {
-        Ok(b) => (
-            Job::run(
-                &label,
-                &b,
-                &args.pipeline.passes(),
-                &args.pipeline.policy(),
-                &NoHost,
-            ),
-            b,
-        ),
+        Ok(b) => (Job::run(&label, &b, &args.pipeline.passes(), &policy, &NoHost), b),
         Err(e) => (Job::failed(&label, format!("{e:#}")), Vec::new()),
     };
     let Some(out) = job.output() else {
@@ -166,9 +169,7 @@ fn convert(args: ConvertArgs) -> Result<u8> {
         let input = String::from_utf8_lossy(&bytes);
         let name = if stdin { "stdin" } else { label.as_str() };
         let diff = xenify::diff::unified(&input, out, &format!("a/{name}"), &format!("b/{name}"));
-        io::stdout()
-            .write_all(diff.as_bytes())
-            .context("cannot write to stdout")
+        io::stdout().write_all(diff.as_bytes()).context("cannot write to stdout")
     } else if args.in_place {
         if out.as_bytes() == bytes.as_slice() {
             Ok(())
@@ -176,12 +177,9 @@ fn convert(args: ConvertArgs) -> Result<u8> {
             files::replace(&path, out.as_bytes()).with_context(|| format!("cannot replace {label}"))
         }
     } else if let Some(dest) = &args.output {
-        files::replace(dest, out.as_bytes())
-            .with_context(|| format!("cannot write {}", dest.display()))
+        files::replace(dest, out.as_bytes()).with_context(|| format!("cannot write {}", dest.display()))
     } else {
-        io::stdout()
-            .write_all(out.as_bytes())
-            .context("cannot write to stdout")
+        io::stdout().write_all(out.as_bytes()).context("cannot write to stdout")
     };
     match written {
         Ok(()) => {

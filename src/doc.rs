@@ -100,10 +100,7 @@ pub struct NewEl {
 
 impl NewEl {
     pub fn new(qname: &str) -> NewEl {
-        NewEl {
-            qname: qname.to_string(),
-            ..NewEl::default()
-        }
+        NewEl { qname: qname.to_string(), ..NewEl::default() }
     }
 
     pub fn attr(mut self, name: &str, value: &str) -> NewEl {
@@ -153,19 +150,9 @@ impl<'a> Document<'a> {
             None => (false, text),
         };
         check_declaration(src)?;
-        let opts = roxmltree::ParsingOptions {
-            allow_dtd: false,
-            ..Default::default()
-        };
+        let opts = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
         let tree = roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e))?;
-        let mut doc = Document {
-            src,
-            bom,
-            els: Vec::new(),
-            root: El(0),
-            namespaces: Vec::new(),
-            quote: b'\'',
-        };
+        let mut doc = Document { src, bom, els: Vec::new(), root: El(0), namespaces: Vec::new(), quote: b'\'' };
         doc.build(&tree)?;
         Ok(doc)
     }
@@ -176,26 +163,16 @@ impl<'a> Document<'a> {
         let mut depth: Vec<u16> = Vec::new();
         let mut first_quote = None;
         for node in tree.root().descendants().filter(|n| n.is_element()) {
-            let parent = node
-                .parent()
-                .filter(|p| p.is_element())
-                .map(|p| El(map[p.id().get() as usize]));
+            let parent = node.parent().filter(|p| p.is_element()).map(|p| El(map[p.id().get() as usize]));
             let d = parent.map_or(1, |p| depth[p.0 as usize] as usize + 1);
             if d > MAX_DEPTH {
                 let pos = tree.text_pos_at(node.range().start);
-                return Err(Error::TooDeep {
-                    line: pos.row,
-                    limit: MAX_DEPTH,
-                });
+                return Err(Error::TooDeep { line: pos.row, limit: MAX_DEPTH });
             }
             let id = El(self.els.len() as u32);
             let mut el = scan_element(self.src, &node)?;
             if first_quote.is_none() {
-                first_quote = el
-                    .attrs
-                    .first()
-                    .and_then(|a| a.raw.as_ref())
-                    .map(|r| r.quote);
+                first_quote = el.attrs.first().and_then(|a| a.raw.as_ref()).map(|r| r.quote);
             }
             el.parent = parent;
             el.ns = node.tag_name().namespace().map(|ns| self.intern(ns));
@@ -284,20 +261,12 @@ impl<'a> Document<'a> {
 
     /// The children of `e` that are still there, in order.
     pub fn children(&self, e: El) -> impl Iterator<Item = El> + '_ {
-        self.el(e)
-            .children
-            .iter()
-            .copied()
-            .filter(move |c| !self.el(*c).removed)
+        self.el(e).children.iter().copied().filter(move |c| !self.el(*c).removed)
     }
 
     /// The children `e` had in the input, removed ones included.
     pub fn children_in_input(&self, e: El) -> impl Iterator<Item = El> + '_ {
-        self.el(e)
-            .children
-            .iter()
-            .copied()
-            .filter(move |c| self.el(*c).span.is_some())
+        self.el(e).children.iter().copied().filter(move |c| self.el(*c).span.is_some())
     }
 
     /// The remaining libvirt children of `e` named `name`.
@@ -316,20 +285,12 @@ impl<'a> Document<'a> {
     }
 
     pub fn attr(&self, e: El, name: &str) -> Option<&str> {
-        self.el(e)
-            .attrs
-            .iter()
-            .find(|a| !a.removed && a.qname == name)
-            .map(|a| &*a.value)
+        self.el(e).attrs.iter().find(|a| !a.removed && a.qname == name).map(|a| &*a.value)
     }
 
     /// The attributes of `e` that are still there, as (qualified name, value).
     pub fn attrs(&self, e: El) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.el(e)
-            .attrs
-            .iter()
-            .filter(|a| !a.removed)
-            .map(|a| (&*a.qname, &*a.value))
+        self.el(e).attrs.iter().filter(|a| !a.removed).map(|a| (&*a.qname, &*a.value))
     }
 
     /// The character data of an element without element children.
@@ -487,10 +448,7 @@ impl<'a> Document<'a> {
     /// Replaces the character data of an element without element children.
     pub fn set_text(&mut self, e: El, text: &str) -> bool {
         let el = self.el_mut(e);
-        debug_assert!(
-            el.children.is_empty(),
-            "set_text on an element with children"
-        );
+        debug_assert!(el.children.is_empty(), "set_text on an element with children");
         if el.text.as_deref() == Some(text) {
             return false;
         }
@@ -507,10 +465,7 @@ impl<'a> Document<'a> {
         // A prefixed name is in the namespace its own xmlns declares.
         let ns = new.qname.split_once(':').and_then(|(prefix, _)| {
             let decl = format!("xmlns:{prefix}");
-            new.attrs
-                .iter()
-                .find(|(k, _)| *k == decl)
-                .map(|(_, uri)| uri.clone())
+            new.attrs.iter().find(|(k, _)| *k == decl).map(|(_, uri)| uri.clone())
         });
         let ns = ns.map(|uri| self.intern(&uri));
         self.els.push(Element {
@@ -541,10 +496,7 @@ impl<'a> Document<'a> {
             At::First => 0,
             At::Last => kids.len(),
             At::Before(s) => kids.iter().position(|c| *c == s).unwrap_or(kids.len()),
-            At::After(s) => kids
-                .iter()
-                .position(|c| *c == s)
-                .map_or(kids.len(), |i| i + 1),
+            At::After(s) => kids.iter().position(|c| *c == s).map_or(kids.len(), |i| i + 1),
         };
         kids.insert(index, id);
         // Text and children do not mix in libvirt XML.
@@ -603,12 +555,7 @@ impl<'a> Document<'a> {
     fn quote_of(&self, e: El) -> u8 {
         let mut cur = Some(e);
         while let Some(c) = cur {
-            if let Some(q) = self
-                .el(c)
-                .attrs
-                .iter()
-                .find_map(|a| a.raw.as_ref().map(|r| r.quote))
-            {
+            if let Some(q) = self.el(c).attrs.iter().find_map(|a| a.raw.as_ref().map(|r| r.quote)) {
                 return q;
             }
             cur = self.el(c).parent;
@@ -617,11 +564,7 @@ impl<'a> Document<'a> {
     }
 
     fn write(&self, out: &mut String) {
-        let root = self
-            .el(self.root)
-            .span
-            .as_ref()
-            .expect("the root is from the input");
+        let root = self.el(self.root).span.as_ref().expect("the root is from the input");
         if self.bom {
             out.push('\u{feff}');
         }
@@ -766,11 +709,7 @@ impl<'a> Document<'a> {
         let rest = after.trim_start_matches([' ', '\t']);
         if rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n") {
             let cut = trimmed.len() - 1;
-            let cut = if trimmed[..cut].ends_with('\r') {
-                cut - 1
-            } else {
-                cut
-            };
+            let cut = if trimmed[..cut].ends_with('\r') { cut - 1 } else { cut };
             &gap[..cut]
         } else {
             gap
@@ -862,23 +801,13 @@ fn check_declaration(src: &str) -> Result<(), Error> {
     let Some(i) = decl.find("encoding") else {
         return Ok(());
     };
-    let after = decl[i + "encoding".len()..]
-        .trim_start()
-        .trim_start_matches('=')
-        .trim_start();
+    let after = decl[i + "encoding".len()..].trim_start().trim_start_matches('=').trim_start();
     let quote = after.chars().next().unwrap_or('"');
-    let name = after
-        .get(1..)
-        .unwrap_or("")
-        .split(quote)
-        .next()
-        .unwrap_or("");
+    let name = after.get(1..).unwrap_or("").split(quote).next().unwrap_or("");
     if name.eq_ignore_ascii_case("utf-8") || name.eq_ignore_ascii_case("utf8") {
         Ok(())
     } else {
-        Err(Error::Encoding(format!(
-            "the XML declaration names encoding '{name}'; xenify reads UTF-8 only"
-        )))
+        Err(Error::Encoding(format!("the XML declaration names encoding '{name}'; xenify reads UTF-8 only")))
     }
 }
 
@@ -888,11 +817,7 @@ fn xml_error(e: &roxmltree::Error) -> Error {
         roxmltree::Error::NoRootNode => Error::NoRoot,
         _ => {
             let pos = e.pos();
-            Error::Malformed {
-                line: pos.row,
-                column: pos.col,
-                message: strip_position(&e.to_string()),
-            }
+            Error::Malformed { line: pos.row, column: pos.col, message: strip_position(&e.to_string()) }
         }
     }
 }
@@ -900,9 +825,7 @@ fn xml_error(e: &roxmltree::Error) -> Error {
 /// roxmltree's messages end in " at 3:7"; the position is reported apart.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at ") {
-        Some(i) if msg[i + 4..].chars().all(|c| c.is_ascii_digit() || c == ':') => {
-            msg[..i].to_string()
-        }
+        Some(i) if msg[i + 4..].chars().all(|c| c.is_ascii_digit() || c == ':') => msg[..i].to_string(),
         _ => msg.to_string(),
     }
 }
@@ -911,11 +834,8 @@ fn strip_position(msg: &str) -> String {
 fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Element<'a>, Error> {
     let range = node.range();
     let b = src.as_bytes();
-    let bad = || Error::Malformed {
-        line: 0,
-        column: 0,
-        message: format!("unreadable start tag at byte {}", range.start),
-    };
+    let bad =
+        || Error::Malformed { line: 0, column: 0, message: format!("unreadable start tag at byte {}", range.start) };
     let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
     let mut i = range.start + 1;
     while i < range.end && !is_space(b[i]) && b[i] != b'>' && b[i] != b'/' {
@@ -946,9 +866,7 @@ fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Elem
         }
         let quote = *b.get(i).ok_or_else(bad)?;
         let value_start = i + 1;
-        let value_len = src[value_start..range.end]
-            .find(quote as char)
-            .ok_or_else(bad)?;
+        let value_len = src[value_start..range.end].find(quote as char).ok_or_else(bad)?;
         let raw_value = &src[value_start..value_start + value_len];
         i = value_start + value_len + 1;
         attrs_end = i;
@@ -960,28 +878,16 @@ fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Elem
         attrs.push(Attr {
             qname: Cow::Borrowed(name),
             value,
-            raw: Some(AttrSpan {
-                lead,
-                name_start,
-                end: i,
-                quote,
-            }),
+            raw: Some(AttrSpan { lead, name_start, end: i, quote }),
             edited: false,
             removed: false,
         });
     };
-    let stag_end = if self_closing {
-        tag_end + 2
-    } else {
-        tag_end + 1
-    };
+    let stag_end = if self_closing { tag_end + 2 } else { tag_end + 1 };
     let etag_start = if self_closing {
         range.end
     } else {
-        src[stag_end..range.end]
-            .rfind("</")
-            .map(|k| stag_end + k)
-            .ok_or_else(bad)?
+        src[stag_end..range.end].rfind("</").map(|k| stag_end + k).ok_or_else(bad)?
     };
     let has_element_child = node.children().any(|c| c.is_element());
     let text = if self_closing || has_element_child {
@@ -989,9 +895,7 @@ fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Elem
     } else {
         let raw = &src[stag_end..etag_start];
         if raw.contains(['<', '&', '\r']) {
-            Some(Cow::Owned(
-                node.children().filter_map(|c| c.text()).collect::<String>(),
-            ))
+            Some(Cow::Owned(node.children().filter_map(|c| c.text()).collect::<String>()))
         } else {
             Some(Cow::Borrowed(raw))
         }
@@ -1033,11 +937,7 @@ fn decode_attr(raw: &str) -> String {
         if c != b'&' {
             // "\r\n" is one line end.
             out.push(' ');
-            rest = if rest[i..].starts_with("\r\n") {
-                &rest[i + 2..]
-            } else {
-                &rest[i + 1..]
-            };
+            rest = if rest[i..].starts_with("\r\n") { &rest[i + 2..] } else { &rest[i + 1..] };
             continue;
         }
         let end = rest[i..].find(';').map_or(rest.len(), |k| i + k);
@@ -1118,10 +1018,7 @@ mod tests {
             d.remove_attr(e, "z");
             d.set_attr(e, "w", "<new>");
         });
-        assert_eq!(
-            out,
-            "<a>\n  <d x=\"1\"\n     y='it&apos;s' w=\"&lt;new&gt;\"/>\n</a>"
-        );
+        assert_eq!(out, "<a>\n  <d x=\"1\"\n     y='it&apos;s' w=\"&lt;new&gt;\"/>\n</a>");
     }
 
     #[test]
@@ -1139,7 +1036,8 @@ mod tests {
 
     #[test]
     fn new_elements_take_the_indentation_of_their_neighbours() {
-        let src = "<domain>\n    <features>\n        <acpi/>\n    </features>\n    <cputune></cputune>\n    <x/>\n</domain>";
+        let src =
+            "<domain>\n    <features>\n        <acpi/>\n    </features>\n    <cputune></cputune>\n    <x/>\n</domain>";
         let out = edit(src, |d| {
             let r = d.root();
             let f = d.child(r, "features").unwrap();
@@ -1147,11 +1045,7 @@ mod tests {
             let c = d.child(r, "cputune").unwrap();
             d.insert(c, At::Last, &NewEl::new("shares").text("10"));
             let x = d.child(r, "x").unwrap();
-            d.insert(
-                x,
-                At::Last,
-                &NewEl::new("m").child(NewEl::new("n").attr("k", "v")),
-            );
+            d.insert(x, At::Last, &NewEl::new("m").child(NewEl::new("n").attr("k", "v")));
         });
         assert_eq!(
             out,
@@ -1168,26 +1062,14 @@ mod tests {
         let target = doc.child(disks[0], "target").unwrap();
         assert_eq!(doc.path(target), "/domain/devices/disk[1]/target");
         assert_eq!(doc.path(disks[1]), "/domain/devices/disk[2]");
-        assert_eq!(
-            doc.path(doc.child(devices, "emulator").unwrap()),
-            "/domain/devices/emulator[1]"
-        );
-        assert_eq!(
-            doc.attr_path(doc.find(doc.root(), &["os", "boot"]).unwrap(), "dev"),
-            "/domain/os/boot/@dev"
-        );
+        assert_eq!(doc.path(doc.child(devices, "emulator").unwrap()), "/domain/devices/emulator[1]");
+        assert_eq!(doc.attr_path(doc.find(doc.root(), &["os", "boot"]).unwrap(), "dev"), "/domain/os/boot/@dev");
     }
 
     #[test]
     fn refuses_dtd_other_encodings_and_deep_nesting() {
-        assert!(matches!(
-            Document::parse("<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>"),
-            Err(Error::Dtd)
-        ));
-        assert!(matches!(
-            Document::parse("<?xml version='1.0' encoding='ISO-8859-1'?><a/>"),
-            Err(Error::Encoding(_))
-        ));
+        assert!(matches!(Document::parse("<!DOCTYPE a [<!ENTITY x 'y'>]><a>&x;</a>"), Err(Error::Dtd)));
+        assert!(matches!(Document::parse("<?xml version='1.0' encoding='ISO-8859-1'?><a/>"), Err(Error::Encoding(_))));
         let deep = "<a>".repeat(MAX_DEPTH + 1) + &"</a>".repeat(MAX_DEPTH + 1);
         assert!(matches!(Document::parse(&deep), Err(Error::TooDeep { .. })));
     }

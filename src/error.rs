@@ -9,26 +9,14 @@ pub const DEFAULT_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    TooLarge {
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { size: usize, limit: usize },
     Empty,
     Encoding(String),
     Dtd,
     NoRoot,
-    Malformed {
-        line: u32,
-        column: u32,
-        message: String,
-    },
-    TooDeep {
-        line: u32,
-        limit: usize,
-    },
-    WrongRoot {
-        name: String,
-    },
+    Malformed { line: u32, column: u32, message: String },
+    TooDeep { line: u32, limit: usize },
+    WrongRoot { name: String },
 }
 
 impl fmt::Display for Error {
@@ -63,10 +51,7 @@ impl std::error::Error for Error {}
 /// without a byte order mark is accepted; UTF-16 and anything else is not.
 pub fn decode(bytes: &[u8], limit: usize) -> Result<&str, Error> {
     if bytes.len() > limit {
-        return Err(Error::TooLarge {
-            size: bytes.len(),
-            limit,
-        });
+        return Err(Error::TooLarge { size: bytes.len(), limit });
     }
     if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) || looks_utf16(bytes) {
         return Err(Error::Encoding(
@@ -76,7 +61,10 @@ pub fn decode(bytes: &[u8], limit: usize) -> Result<&str, Error> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let at = e.valid_up_to();
         let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
-        Error::Encoding(format!("the document is not UTF-8: byte 0x{:02x} at offset {at} (line {line}) is not valid UTF-8", bytes[at]))
+        Error::Encoding(format!(
+            "the document is not UTF-8: byte 0x{:02x} at offset {at} (line {line}) is not valid UTF-8",
+            bytes[at]
+        ))
     })?;
     if text.trim_start_matches('\u{feff}').trim().is_empty() {
         return Err(Error::Empty);
@@ -95,17 +83,10 @@ mod tests {
 
     #[test]
     fn decode_checks_size_then_encoding() {
-        assert_eq!(
-            decode(b"<a/>", 3),
-            Err(Error::TooLarge { size: 4, limit: 3 })
-        );
+        assert_eq!(decode(b"<a/>", 3), Err(Error::TooLarge { size: 4, limit: 3 }));
         assert_eq!(decode(b" \n\t", 100), Err(Error::Empty));
-        assert!(
-            matches!(decode(b"\xff\xfe<\0a\0", 100), Err(Error::Encoding(m)) if m.contains("UTF-16"))
-        );
-        assert!(
-            matches!(decode(b"<a>\xe9</a>", 100), Err(Error::Encoding(m)) if m.contains("offset 3"))
-        );
+        assert!(matches!(decode(b"\xff\xfe<\0a\0", 100), Err(Error::Encoding(m)) if m.contains("UTF-16")));
+        assert!(matches!(decode(b"<a>\xe9</a>", 100), Err(Error::Encoding(m)) if m.contains("offset 3")));
         assert_eq!(decode("\u{feff}<a/>".as_bytes(), 100), Ok("\u{feff}<a/>"));
     }
 }

@@ -11,10 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// without reading all of it.
 pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    reader
-        .by_ref()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut buf)?;
+    reader.by_ref().take(limit as u64 + 1).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -22,10 +19,7 @@ pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Vec<u8>> 
 pub fn read_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let file = File::open(path)?;
     if file.metadata()?.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "is a directory, not a file",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory, not a file"));
     }
     read_bounded(file, limit)
 }
@@ -44,22 +38,13 @@ pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
 
 pub fn replace_with(path: &Path, data: &[u8], write: Writer) -> io::Result<()> {
     let existing = match fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "is a directory, not a file",
-            ))
-        }
+        Ok(m) if m.is_dir() => return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory, not a file")),
         Ok(m) => Some(m),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
     let tmp = temp_path(path);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let result = (|| {
         write(&mut file, data)?;
         match &existing {
@@ -83,10 +68,7 @@ pub fn replace_with(path: &Path, data: &[u8], write: Writer) -> io::Result<()> {
 /// counter, created with O_EXCL by the caller.
 fn temp_path(path: &Path) -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     path.with_file_name(format!(".{name}.xenify-{}-{n}.tmp", std::process::id()))
 }
@@ -104,10 +86,7 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
         let err = replace_with(&path, b"new contents", &mut |f, d| {
             f.write_all(&d[..3])?;
-            Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "No space left on device",
-            ))
+            Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"))
         });
         assert_eq!(err.unwrap_err().kind(), io::ErrorKind::StorageFull);
         assert_eq!(fs::read(&path).unwrap(), b"original");

@@ -28,9 +28,7 @@ const OK: u8 = 0;
 const FAIL: u8 = 2;
 
 pub fn run() -> Result<u8> {
-    let hint = Hint::Hook {
-        config: DEFAULT_CONFIG.to_string(),
-    };
+    let hint = Hint::Hook { config: DEFAULT_CONFIG.to_string() };
     let path = match std::env::var_os(DOMXML_VAR) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
@@ -47,24 +45,15 @@ pub fn run() -> Result<u8> {
             let passes: Vec<&Pass> = ALL.iter().collect();
             let job = Job::run(&label, &bytes, &passes, &Policy::default(), &NoHost);
             match job.output() {
-                Some(out) if out.as_bytes() != bytes.as_slice() => {
-                    match files::replace(&path, out.as_bytes()) {
-                        Ok(()) => job,
-                        Err(e) => Job::failed(
-                            &label,
-                            format!("cannot replace the file: {e}; it is left as Vdsm wrote it"),
-                        ),
-                    }
-                }
+                Some(out) if out.as_bytes() != bytes.as_slice() => match files::replace(&path, out.as_bytes()) {
+                    Ok(()) => job,
+                    Err(e) => Job::failed(&label, format!("cannot replace the file: {e}; it is left as Vdsm wrote it")),
+                },
                 _ => job,
             }
         }
         Err(e) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
     };
     let _ = std::io::stderr().write_all(job.report().text(&hint).as_bytes());
-    Ok(if job.outcome == Outcome::Converted {
-        OK
-    } else {
-        FAIL
-    })
+    Ok(if job.outcome == Outcome::Converted { OK } else { FAIL })
 }

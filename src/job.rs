@@ -14,23 +14,12 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn run(
-        label: &str,
-        bytes: &[u8],
-        passes: &[&Pass],
-        policy: &Policy,
-        host: &dyn Host,
-    ) -> Job {
-        let result = decode(bytes, DEFAULT_SIZE_LIMIT)
-            .and_then(|text| xenify::convert(text, passes, policy, host));
+    pub fn run(label: &str, bytes: &[u8], passes: &[&Pass], policy: &Policy, host: &dyn Host) -> Job {
+        let result = decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| xenify::convert(text, passes, policy, host));
         match result {
             Ok(c) => Job {
                 label: label.to_string(),
-                outcome: if c.refused() {
-                    Outcome::Refused
-                } else {
-                    Outcome::Converted
-                },
+                outcome: if c.refused() { Outcome::Refused } else { Outcome::Converted },
                 conversion: Some(c),
                 error: None,
             },
@@ -39,12 +28,7 @@ impl Job {
     }
 
     pub fn failed(label: &str, error: String) -> Job {
-        Job {
-            label: label.to_string(),
-            outcome: Outcome::Error,
-            conversion: None,
-            error: Some(error),
-        }
+        Job { label: label.to_string(), outcome: Outcome::Error, conversion: None, error: Some(error) }
     }
 
     pub fn findings(&self) -> &[Finding] {

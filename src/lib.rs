@@ -37,36 +37,21 @@ impl Conversion {
 
 /// Parses `text`, checks its root, runs `passes` and writes the result
 /// unless a pass refused.
-pub fn convert(
-    text: &str,
-    passes: &[&Pass],
-    policy: &Policy,
-    host: &dyn Host,
-) -> Result<Conversion, Error> {
+pub fn convert(text: &str, passes: &[&Pass], policy: &Policy, host: &dyn Host) -> Result<Conversion, Error> {
     let mut doc = Document::parse(text)?;
     let root = doc.root();
     let subject = if doc.is(root, "domain") {
-        let name = doc
-            .child(root, "name")
-            .and_then(|n| doc.text(n))
-            .unwrap_or("")
-            .trim();
+        let name = doc.child(root, "name").and_then(|n| doc.text(n)).unwrap_or("").trim();
         format!("VM '{name}'")
     } else if doc.namespace(root).is_none() && passes::is_device_element(doc.local(root)) {
         format!("<{}> device", doc.local(root))
     } else {
-        return Err(Error::WrongRoot {
-            name: doc.qname(root).to_string(),
-        });
+        return Err(Error::WrongRoot { name: doc.qname(root).to_string() });
     };
     let findings = passes::run(&mut doc, passes, policy, host);
     let refused = findings.iter().any(|f| f.kind == Kind::Refused);
     let output = (!refused).then(|| doc.to_string());
-    Ok(Conversion {
-        output,
-        findings,
-        subject,
-    })
+    Ok(Conversion { output, findings, subject })
 }
 
 /// `convert` with every pass.

@@ -27,10 +27,7 @@ fn main() -> ExitCode {
     // Vdsm runs hooks with no arguments; `xenify` alone with the variable set is a hook.
     let hook_mode = std::env::args_os().len() == 1 && std::env::var_os(hook::DOMXML_VAR).is_some();
     std::panic::set_hook(Box::new(|info| {
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         let what = info
             .payload()
             .downcast_ref::<&str>()
@@ -41,13 +38,7 @@ fn main() -> ExitCode {
             *m = format!("{what}{at}");
         }
     }));
-    let result = std::panic::catch_unwind(|| {
-        if hook_mode {
-            hook::run()
-        } else {
-            cli::run(cli::Cli::parse())
-        }
-    });
+    let result = std::panic::catch_unwind(|| if hook_mode { hook::run() } else { cli::run(cli::Cli::parse()) });
     match result {
         Ok(Ok(code)) => ExitCode::from(code),
         Ok(Err(e)) => {
@@ -56,13 +47,11 @@ fn main() -> ExitCode {
         }
         Err(_) => {
             let input = CURRENT_INPUT.lock().map(|c| c.clone()).unwrap_or_default();
-            let input = if input.is_empty() {
-                "the input".to_string()
-            } else {
-                input
-            };
+            let input = if input.is_empty() { "the input".to_string() } else { input };
             let what = PANIC_MESSAGE.lock().map(|m| m.clone()).unwrap_or_default();
-            eprintln!("xenify: internal error while converting {input}: {what}; nothing was written (please report this bug)");
+            eprintln!(
+                "xenify: internal error while converting {input}: {what}; nothing was written (please report this bug)"
+            );
             ExitCode::from(2)
         }
     }

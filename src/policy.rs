@@ -1,9 +1,14 @@
 //! The policy: what the passes may do. It holds the settings of the
-//! catalogue ("The policy") and the loss ids an administrator accepts; the
-//! passes only read it.
+//! catalogue ("The policy") and the loss ids an administrator accepts, and
+//! it is the one module that reads configuration: the TOML policy file,
+//! per-VM overrides (given to it as name/value pairs by the hook, which
+//! alone knows that Vdsm passes custom properties as environment variables)
+//! and command-line flags, in that order of precedence. A bad key, type or
+//! value is an error naming the key and where it was set; nothing is ignored.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 /// A security or isolation control that Xen cannot honour. A pass that meets
@@ -121,6 +126,8 @@ pub struct Policy {
     /// Console listen address when the host's bridge has none.
     pub graphics_listen: Option<String>,
     pub accept: BTreeSet<Loss>,
+    /// Where each non-default setting came from, by key.
+    pub sources: BTreeMap<&'static str, Source>,
 }
 
 impl Default for Policy {
@@ -137,6 +144,7 @@ impl Default for Policy {
             agent_channels: AgentChannels::Xen,
             graphics_listen: None,
             accept: BTreeSet::new(),
+            sources: BTreeMap::new(),
         }
     }
 }
@@ -144,13 +152,243 @@ impl Default for Policy {
 impl Policy {
     /// A policy that accepts every loss id.
     pub fn accepting_all() -> Policy {
-        Policy {
-            accept: Loss::ALL.into_iter().collect(),
-            ..Policy::default()
-        }
+        Policy { accept: Loss::ALL.into_iter().collect(), ..Policy::default() }
     }
 
     pub fn accepts(&self, loss: Loss) -> bool {
         self.accept.contains(&loss)
+    }
+}
+
+/// A key of the policy file, as documented in the shipped default file and
+/// the man page; [`KEYS`] drives both and the parser.
+pub struct Key {
+    pub name: &'static str,
+    /// The TOML type and the values allowed.
+    pub values: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+pub const KEYS: &[Key] = &[
+    Key { name: "guest", values: "\"hvm\" | \"pvh\"", default: "\"hvm\"", doc: "the kind of Xen guest to build: HVM runs every guest oVirt runs; PVH is for Linux guests with a PVH kernel" },
+    Key { name: "pvh_kernel", values: "absolute path", default: "(none)", doc: "the kernel (or grub PVH image) PVH guests boot when the domain has no direct kernel boot" },
+    Key { name: "ovmf_path", values: "absolute path", default: "\"/usr/lib/xen/boot/ovmf.bin\"", doc: "Xen's OVMF build, the firmware of UEFI guests" },
+    Key { name: "nic_model", values: "\"e1000\" | \"rtl8139\" | \"e1000e\" | \"netfront\"", default: "\"e1000\"", doc: "what virtio NICs become on HVM: an emulated model (with a PV vif for guests with Xen drivers) or netfront (PV only: no PXE)" },
+    Key { name: "max_vcpus", values: "integer, 1 to 128", default: "128", doc: "the maximum vCPUs a guest keeps (Xen HVM and PVH allow 128)" },
+    Key { name: "min_memory_mib", values: "integer, 0 to 1048576", default: "128", doc: "guests with less memory (MiB) are refused: they die on Xen" },
+    Key { name: "qcow2", values: "\"qdisk\" | \"reject\"", default: "\"qdisk\"", doc: "keep qcow2 disks on qemu-xen's qdisk backend, or refuse them on hosts without it" },
+    Key { name: "empty_cdrom", values: "\"keep\" | \"remove\"", default: "\"keep\"", doc: "keep empty CD-ROM drives (without a <source>), or remove them (then \"Change CD\" cannot insert media)" },
+    Key { name: "agent_channels", values: "\"xen\" | \"drop\"", default: "\"xen\"", doc: "make guest-agent channels Xen PV channels on the same socket, or remove them" },
+    Key { name: "graphics_listen", values: "IP address", default: "(none: 0.0.0.0 with a warning)", doc: "the console listen address when the Vdsm network's bridge has no IPv4 address on this host" },
+    Key { name: "accept", values: "list of loss ids", default: "[]", doc: "the controls Xen cannot honour whose loss the administrator accepts (see the loss ids)" },
+];
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The policy file, at a line.
+    File { path: String, line: usize },
+    /// A per-VM override (a Vdsm custom property, named as the variable).
+    Property { name: String },
+    /// A command-line flag.
+    Flag { name: String },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File { path, line } => write!(f, "{path} line {line}"),
+            Source::Property { name } => write!(f, "VM custom property {name}"),
+            Source::Flag { name } => write!(f, "command-line flag {name}"),
+        }
+    }
+}
+
+/// A setting that could not be taken, with the key and where it was set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyError {
+    pub key: String,
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "invalid policy in {}: {}", self.source, self.message)
+        } else {
+            write!(f, "invalid policy in {}: {}: {}", self.source, self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// A value as a source gives it, before it is checked against its key.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Raw {
+    Str(String),
+    Int(i64),
+    List(Vec<Raw>),
+    /// Any other TOML type, by name.
+    Other(&'static str),
+}
+
+impl Raw {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Raw::Str(_) => "a string",
+            Raw::Int(_) => "an integer",
+            Raw::List(_) => "a list",
+            Raw::Other(t) => t,
+        }
+    }
+}
+
+impl Policy {
+    /// Takes one setting. Strings from per-VM overrides and flags are read
+    /// as the key's type (`"64"` for an integer, `"a,b"` for a list).
+    pub fn set(&mut self, key: &str, raw: Raw, source: Source) -> Result<(), PolicyError> {
+        let err = |message: String| PolicyError { key: key.to_string(), source: source.clone(), message };
+        let Some(k) = KEYS.iter().find(|k| k.name == key) else {
+            let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+            return Err(err(format!("unknown key (the keys are: {})", names.join(", "))));
+        };
+        let text = |raw: &Raw| match raw {
+            Raw::Str(s) => Ok(s.trim().to_string()),
+            other => Err(err(format!("expected a string ({}), found {}", k.values, other.type_name()))),
+        };
+        let integer = |raw: &Raw, lo: i64, hi: i64| -> Result<i64, PolicyError> {
+            let n = match raw {
+                Raw::Int(n) => *n,
+                Raw::Str(s) => {
+                    s.trim().parse().map_err(|_| err(format!("expected an integer ({}), found '{s}'", k.values)))?
+                }
+                other => return Err(err(format!("expected an integer ({}), found {}", k.values, other.type_name()))),
+            };
+            if n < lo || n > hi {
+                return Err(err(format!("{n} is out of range ({lo} to {hi})")));
+            }
+            Ok(n)
+        };
+        let choice = |raw: &Raw, allowed: &[&str]| -> Result<String, PolicyError> {
+            let v = text(raw)?;
+            if allowed.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err(err(format!("'{v}' is not one of {}", k.values)))
+            }
+        };
+        let path = |raw: &Raw| -> Result<String, PolicyError> {
+            let v = text(raw)?;
+            if v.starts_with('/') {
+                Ok(v)
+            } else {
+                Err(err(format!("'{v}' is not an absolute path")))
+            }
+        };
+        match k.name {
+            "guest" => self.guest = if choice(&raw, &["hvm", "pvh"])? == "pvh" { Guest::Pvh } else { Guest::Hvm },
+            "pvh_kernel" => self.pvh_kernel = Some(path(&raw)?),
+            "ovmf_path" => self.ovmf_path = path(&raw)?,
+            "nic_model" => self.nic_model = choice(&raw, &["e1000", "rtl8139", "e1000e", "netfront"])?,
+            "max_vcpus" => self.max_vcpus = integer(&raw, 1, 128)? as u32,
+            "min_memory_mib" => self.min_memory_mib = integer(&raw, 0, 1 << 20)? as u64,
+            "qcow2" => {
+                self.qcow2 = if choice(&raw, &["qdisk", "reject"])? == "reject" { Qcow2::Reject } else { Qcow2::Qdisk }
+            }
+            "empty_cdrom" => {
+                self.empty_cdrom =
+                    if choice(&raw, &["keep", "remove"])? == "remove" { EmptyCdrom::Remove } else { EmptyCdrom::Keep }
+            }
+            "agent_channels" => {
+                self.agent_channels =
+                    if choice(&raw, &["xen", "drop"])? == "drop" { AgentChannels::Drop } else { AgentChannels::Xen }
+            }
+            "graphics_listen" => {
+                let v = text(&raw)?;
+                v.parse::<IpAddr>().map_err(|_| err(format!("'{v}' is not an IP address")))?;
+                self.graphics_listen = Some(v);
+            }
+            _ => {
+                // "accept": a list, or a comma-separated string.
+                let items: Vec<String> = match &raw {
+                    Raw::List(items) => items.iter().map(text).collect::<Result<_, _>>()?,
+                    Raw::Str(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    other => return Err(err(format!("expected a list of loss ids, found {}", other.type_name()))),
+                };
+                self.accept = items.iter().map(|i| i.parse::<Loss>().map_err(&err)).collect::<Result<_, _>>()?;
+            }
+        }
+        self.sources.insert(k.name, source);
+        Ok(())
+    }
+
+    /// Takes every setting of a TOML policy file; `path` names it in errors.
+    pub fn apply_toml(&mut self, text: &str, path: &str) -> Result<(), PolicyError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let table = toml::de::DeTable::parse(text).map_err(|e| PolicyError {
+            key: String::new(),
+            source: Source::File { path: path.to_string(), line: e.span().map_or(1, |s| line_of(s.start)) },
+            message: format!("not valid TOML: {}", e.message()),
+        })?;
+        for (key, value) in table.get_ref().iter() {
+            let source = Source::File { path: path.to_string(), line: line_of(key.span().start) };
+            self.set(key.get_ref(), raw_of(value.get_ref()), source)?;
+        }
+        Ok(())
+    }
+}
+
+fn raw_of(v: &toml::de::DeValue) -> Raw {
+    use toml::de::DeValue;
+    match v {
+        DeValue::String(s) => Raw::Str(s.to_string()),
+        DeValue::Integer(i) => {
+            i64::from_str_radix(i.as_str(), i.radix()).map_or(Raw::Other("an integer out of range"), Raw::Int)
+        }
+        DeValue::Array(a) => Raw::List(a.iter().map(|x| raw_of(x.get_ref())).collect()),
+        DeValue::Float(_) => Raw::Other("a float"),
+        DeValue::Boolean(_) => Raw::Other("a boolean"),
+        DeValue::Datetime(_) => Raw::Other("a date"),
+        DeValue::Table(_) => Raw::Other("a table"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_file_sets_keys_and_remembers_where() {
+        let mut p = Policy::default();
+        p.apply_toml(
+            "# host defaults\nnic_model = \"netfront\"\naccept = [\"nwfilter\", \"tpm\"]\nmax_vcpus = 64\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(p.nic_model, "netfront");
+        assert_eq!(p.max_vcpus, 64);
+        assert!(p.accepts(Loss::Tpm) && p.accepts(Loss::Nwfilter) && !p.accepts(Loss::Vlan));
+        assert_eq!(p.sources["nic_model"], Source::File { path: "x.toml".into(), line: 2 });
+    }
+
+    #[test]
+    fn bad_settings_name_the_key_and_the_source() {
+        let mut p = Policy::default();
+        let e = p.apply_toml("\n\nmax_vcpus = 500\n", "x.toml").unwrap_err();
+        assert_eq!(e.to_string(), "invalid policy in x.toml line 3: max_vcpus: 500 is out of range (1 to 128)");
+        let e = p.apply_toml("nic = 1\n", "x.toml").unwrap_err();
+        assert!(e.to_string().starts_with("invalid policy in x.toml line 1: nic: unknown key"), "{e}");
+        let e = p.apply_toml("qcow2 = true\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("qcow2: expected a string"), "{e}");
+        let e = p.set("accept", Raw::Str("nwfilter,bogus".into()), Source::Property { name: "xenify_accept".into() });
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .starts_with("invalid policy in VM custom property xenify_accept: accept: unknown loss id 'bogus'"));
+        let e = p.apply_toml("max_vcpus = [\n", "x.toml").unwrap_err();
+        assert!(e.to_string().starts_with("invalid policy in x.toml line"), "{e}");
     }
 }

@@ -91,17 +91,11 @@ impl Report<'_> {
     pub fn headline(&self) -> String {
         let subject = self.subject.unwrap_or("the document");
         match self.outcome {
-            Outcome::Error => format!(
-                "xenify: error: {}: {}",
-                self.input,
-                self.error.as_deref().unwrap_or("unknown error")
-            ),
+            Outcome::Error => {
+                format!("xenify: error: {}: {}", self.input, self.error.as_deref().unwrap_or("unknown error"))
+            }
             Outcome::Refused => {
-                let refusals = self
-                    .findings
-                    .iter()
-                    .filter(|f| f.kind == Kind::Refused)
-                    .count();
+                let refusals = self.findings.iter().filter(|f| f.kind == Kind::Refused).count();
                 let losses = refused_losses(self.findings);
                 let mut line = format!(
                     "xenify: refused: {subject} cannot run on Xen as it is: {refusals} setting{} cannot be honoured by libvirt's libxl driver",
@@ -109,10 +103,7 @@ impl Report<'_> {
                 );
                 if !losses.is_empty() {
                     let ids: Vec<&str> = losses.iter().map(|l| l.id()).collect();
-                    line.push_str(&format!(
-                        " without accepting the loss of {}",
-                        ids.join(", ")
-                    ));
+                    line.push_str(&format!(" without accepting the loss of {}", ids.join(", ")));
                 }
                 line.push_str(&format!("; nothing was written ({})", self.input));
                 line
@@ -120,10 +111,7 @@ impl Report<'_> {
             Outcome::Converted => {
                 let c = Counts::of(self.findings);
                 if c.changed + c.removed + c.added == 0 {
-                    format!(
-                        "xenify: converted: {subject} ({}) needs no change for Xen",
-                        self.input
-                    )
+                    format!("xenify: converted: {subject} ({}) needs no change for Xen", self.input)
                 } else {
                     format!(
                         "xenify: converted: {subject} ({}) for Xen: {} changed, {} removed, {} added, {} warning{}",
@@ -145,11 +133,7 @@ impl Report<'_> {
         let mut out = self.headline();
         out.push('\n');
         let refused = self.outcome == Outcome::Refused;
-        for f in self
-            .findings
-            .iter()
-            .filter(|f| !refused || f.kind == Kind::Refused)
-        {
+        for f in self.findings.iter().filter(|f| !refused || f.kind == Kind::Refused) {
             out.push_str(&format!("xenify: {}: {}: {}", f.kind, f.path, f.message));
             if let (Kind::Refused, Some(l)) = (f.kind, f.accept) {
                 out.push_str("; ");

@@ -17,9 +17,7 @@ pub const PASS: Pass = Pass {
 };
 
 /// Elements of `<os>` that come before the boot entries.
-const BEFORE_BOOT: &[&str] = &[
-    "type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb",
-];
+const BEFORE_BOOT: &[&str] = &["type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb"];
 
 fn run(cx: &mut Cx) {
     let devices = cx.devices();
@@ -28,11 +26,7 @@ fn run(cx: &mut Cx) {
         let Some(b) = cx.doc().child(*d, "boot") else {
             continue;
         };
-        let order = cx
-            .doc()
-            .attr(b, "order")
-            .and_then(|o| o.parse::<u32>().ok())
-            .unwrap_or(u32::MAX);
+        let order = cx.doc().attr(b, "order").and_then(|o| o.parse::<u32>().ok()).unwrap_or(u32::MAX);
         let class = match cx.doc().qname(*d) {
             "disk" => match device_kind(cx.doc(), *d) {
                 "cdrom" => Some("cdrom"),
@@ -54,16 +48,12 @@ fn run(cx: &mut Cx) {
     let Some(os) = cx.doc().child(domain, "os") else {
         return;
     };
-    let has_disk = devices
-        .iter()
-        .any(|d| cx.doc().is(*d, "disk") && matches!(device_kind(cx.doc(), *d), "disk" | "lun"));
+    let has_disk =
+        devices.iter().any(|d| cx.doc().is(*d, "disk") && matches!(device_kind(cx.doc(), *d), "disk" | "lun"));
     let os_boots: Vec<El> = cx.doc().children_named(os, "boot").collect();
     if cx.pvh() {
         for (_, _, b, _) in entries {
-            cx.remove(
-                b,
-                "per-device boot order: a PVH guest boots its kernel directly",
-            );
+            cx.remove(b, "per-device boot order: a PVH guest boots its kernel directly");
         }
         for b in os_boots {
             cx.remove(b, "<boot dev>: a PVH guest boots its kernel directly");
@@ -72,21 +62,14 @@ fn run(cx: &mut Cx) {
     }
     if entries.is_empty() {
         if os_boots.is_empty() && cx.doc().child(os, "kernel").is_none() {
-            let media = devices.iter().any(|d| {
-                cx.doc().is(*d, "disk")
-                    && device_kind(cx.doc(), *d) == "cdrom"
-                    && has_media(cx.doc(), *d)
-            });
+            let media = devices
+                .iter()
+                .any(|d| cx.doc().is(*d, "disk") && device_kind(cx.doc(), *d) == "cdrom" && has_media(cx.doc(), *d));
             let mut devs = vec!["hd"];
             if media {
                 devs.push("cdrom");
             }
-            write_boot(
-                cx,
-                os,
-                &devs,
-                "no boot order was given: the disk first, as KVM boots",
-            );
+            write_boot(cx, os, &devs, "no boot order was given: the disk first, as KVM boots");
         }
         return;
     }
@@ -98,7 +81,12 @@ fn run(cx: &mut Cx) {
             Some(_) => {}
             None => {
                 let name = cx.doc().qname(*d).to_string();
-                cx.warn(cx.doc().path(*d), format!("booting from a {name} is not possible on Xen (libxl boots from disk, CD-ROM or network only)"));
+                cx.warn(
+                    cx.doc().path(*d),
+                    format!(
+                        "booting from a {name} is not possible on Xen (libxl boots from disk, CD-ROM or network only)"
+                    ),
+                );
             }
         }
     }
@@ -106,34 +94,17 @@ fn run(cx: &mut Cx) {
         devs.push("hd");
     }
     for b in os_boots {
-        cx.remove(
-            b,
-            "<os><boot> replaced by the per-device boot order (libvirt rejects both forms)",
-        );
+        cx.remove(b, "<os><boot> replaced by the per-device boot order (libvirt rejects both forms)");
     }
     let summary = devs.join(", ");
-    write_boot(
-        cx,
-        os,
-        &devs,
-        &format!("from the per-device boot order: libxl reads only <os><boot> ({summary})"),
-    );
+    write_boot(cx, os, &devs, &format!("from the per-device boot order: libxl reads only <os><boot> ({summary})"));
     for (_, _, b, _) in entries {
-        cx.remove(
-            b,
-            format!(
-                "per-device boot order: libxl ignores it; the order is now in <os> ({summary})"
-            ),
-        );
+        cx.remove(b, format!("per-device boot order: libxl ignores it; the order is now in <os> ({summary})"));
     }
 }
 
 fn write_boot(cx: &mut Cx, os: El, devs: &[&str], why: &str) {
-    let mut anchor = cx
-        .doc()
-        .children(os)
-        .filter(|c| BEFORE_BOOT.iter().any(|n| cx.doc().is(*c, n)))
-        .last();
+    let mut anchor = cx.doc().children(os).filter(|c| BEFORE_BOOT.iter().any(|n| cx.doc().is(*c, n))).last();
     for dev in devs {
         let at = anchor.map_or(At::First, At::After);
         anchor = Some(cx.add(os, at, NewEl::new("boot").attr("dev", dev), why));

@@ -27,28 +27,15 @@ fn run(cx: &mut Cx) {
         let doc = cx.doc();
         let format = doc.attr(driver, "type").unwrap_or("raw").to_string();
         let name = doc.attr(driver, "name").unwrap_or("qemu").to_string();
-        let target = doc
-            .child(disk, "target")
-            .and_then(|t| doc.attr(t, "dev"))
-            .unwrap_or("?")
-            .to_string();
+        let target = doc.child(disk, "target").and_then(|t| doc.attr(t, "dev")).unwrap_or("?").to_string();
         let source = doc
             .child(disk, "source")
-            .and_then(|s| {
-                ["file", "dev", "name", "dir"]
-                    .iter()
-                    .find_map(|a| doc.attr(s, a))
-            })
+            .and_then(|s| ["file", "dev", "name", "dir"].iter().find_map(|a| doc.attr(s, a)))
             .unwrap_or("(no source)")
             .to_string();
         let path = doc.attr_path(driver, "type");
         if format == "iso" && device_kind(doc, disk) == "cdrom" {
-            cx.set_attr(
-                driver,
-                "type",
-                "raw",
-                "an ISO image is a raw image, the format libxl knows it by",
-            );
+            cx.set_attr(driver, "type", "raw", "an ISO image is a raw image, the format libxl knows it by");
             continue;
         }
         let opens = match name.as_str() {

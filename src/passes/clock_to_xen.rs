@@ -13,14 +13,7 @@ pub const PASS: Pass = Pass {
     run,
 };
 
-const REJECTED: &[&str] = &[
-    "rtc",
-    "pit",
-    "kvmclock",
-    "hypervclock",
-    "platform",
-    "armvtimer",
-];
+const REJECTED: &[&str] = &["rtc", "pit", "kvmclock", "hypervclock", "platform", "armvtimer"];
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
@@ -40,15 +33,9 @@ fn run(cx: &mut Cx) {
     for t in timers {
         let name = cx.doc().attr(t, "name").unwrap_or("").to_string();
         if cx.pvh() && name != "tsc" {
-            cx.remove(
-                t,
-                format!("timer '{name}': a PVH guest has no emulated timers but the TSC"),
-            );
+            cx.remove(t, format!("timer '{name}': a PVH guest has no emulated timers but the TSC"));
         } else if REJECTED.contains(&name.as_str()) {
-            cx.remove(
-                t,
-                format!("timer '{name}': libvirt rejects it on Xen (\"unsupported timer type\")"),
-            );
+            cx.remove(t, format!("timer '{name}': libvirt rejects it on Xen (\"unsupported timer type\")"));
         } else if name == "hpet" && cx.doc().attr(t, "present") == Some("no") {
             cx.remove_warn(
                 t,

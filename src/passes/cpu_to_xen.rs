@@ -34,24 +34,12 @@ fn run(cx: &mut Cx) {
         return;
     }
     if !keep_numa {
-        let model = cx
-            .doc()
-            .child(cpu, "model")
-            .and_then(|m| cx.doc().text(m))
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        let what = if model.is_empty() {
-            format!("CPU mode '{mode}'")
-        } else {
-            format!("CPU mode '{mode}' (model {model})")
-        };
+        let model = cx.doc().child(cpu, "model").and_then(|m| cx.doc().text(m)).unwrap_or("").trim().to_string();
+        let what =
+            if model.is_empty() { format!("CPU mode '{mode}'") } else { format!("CPU mode '{mode}' (model {model})") };
         let numa = cx.doc().child(cpu, "numa");
         let cells = numa.map_or(0, |n| cx.doc().children_named(n, "cell").count());
-        cx.remove(
-            cpu,
-            format!("{what}: libxl ignores model, features and topology"),
-        );
+        cx.remove(cpu, format!("{what}: libxl ignores model, features and topology"));
         if cells > 1 {
             cx.warn(
                 cx.doc().path(numa.unwrap_or(cpu)),
@@ -64,17 +52,10 @@ fn run(cx: &mut Cx) {
     for a in ["mode", "match", "check"] {
         cx.remove_attr(cpu, a, "belongs to a CPU model that libxl ignores");
     }
-    let kids: Vec<El> = cx
-        .doc()
-        .children(cpu)
-        .filter(|c| !cx.doc().is(*c, "numa"))
-        .collect();
+    let kids: Vec<El> = cx.doc().children(cpu).filter(|c| !cx.doc().is(*c, "numa")).collect();
     for k in kids {
         let name = cx.doc().qname(k).to_string();
-        cx.remove(
-            k,
-            format!("<{name}>: libxl ignores CPU models, features and topology"),
-        );
+        cx.remove(k, format!("<{name}>: libxl ignores CPU models, features and topology"));
     }
 }
 
@@ -87,7 +68,10 @@ fn drop_numa_unless(cx: &mut Cx, cpu: El, keep: bool) {
     }
     let cells = cx.doc().children_named(numa, "cell").count();
     if cells <= 1 {
-        cx.remove(numa, "one NUMA cell: meaningless as vNUMA, and libxl refuses vNUMA with PoD memory or PCI passthrough");
+        cx.remove(
+            numa,
+            "one NUMA cell: meaningless as vNUMA, and libxl refuses vNUMA with PoD memory or PCI passthrough",
+        );
     } else {
         cx.remove_warn(
             numa,
@@ -105,10 +89,7 @@ fn numa_fits(cx: &Cx, domain: El, numa: El, max: u32) -> bool {
     if cells.len() < 2 {
         return false;
     }
-    let Some(total) = doc
-        .child(domain, "memory")
-        .and_then(|m| to_kib(doc.text(m)?, doc.attr(m, "unit")))
-    else {
+    let Some(total) = doc.child(domain, "memory").and_then(|m| to_kib(doc.text(m)?, doc.attr(m, "unit"))) else {
         return false;
     };
     let mut seen = std::collections::BTreeSet::new();
@@ -122,10 +103,7 @@ fn numa_fits(cx: &Cx, domain: El, numa: El, max: u32) -> bool {
                 return false;
             }
         }
-        match doc
-            .attr(c, "memory")
-            .and_then(|m| to_kib(m, doc.attr(c, "unit")))
-        {
+        match doc.attr(c, "memory").and_then(|m| to_kib(m, doc.attr(c, "unit"))) {
             Some(kib) => sum += kib,
             None => return false,
         }
@@ -138,14 +116,8 @@ fn fit_topology(cx: &mut Cx, cpu: El, max: u32) {
     let Some(topo) = cx.doc().child(cpu, "topology") else {
         return;
     };
-    let get = |name: &str| {
-        cx.doc()
-            .attr(topo, name)
-            .and_then(|v| v.parse::<u32>().ok())
-            .unwrap_or(1)
-    };
-    let (sockets, dies, cores, threads) =
-        (get("sockets"), get("dies"), get("cores"), get("threads"));
+    let get = |name: &str| cx.doc().attr(topo, name).and_then(|v| v.parse::<u32>().ok()).unwrap_or(1);
+    let (sockets, dies, cores, threads) = (get("sockets"), get("dies"), get("cores"), get("threads"));
     if sockets * dies * cores * threads == max {
         return;
     }

@@ -17,18 +17,8 @@ pub const PASS: Pass = Pass {
 };
 
 /// Devices other passes handle.
-const ELSEWHERE: &[&str] = &[
-    "disk",
-    "interface",
-    "graphics",
-    "video",
-    "memballoon",
-    "channel",
-    "console",
-    "serial",
-    "memory",
-    "emulator",
-];
+const ELSEWHERE: &[&str] =
+    &["disk", "interface", "graphics", "video", "memballoon", "channel", "console", "serial", "memory", "emulator"];
 
 fn run(cx: &mut Cx) {
     for dev in cx.devices() {
@@ -65,22 +55,16 @@ fn run(cx: &mut Cx) {
 /// What the guest loses with a device libxl ignores.
 fn ignored(name: &str, action: Option<&str>) -> Option<String> {
     Some(match name {
-        "rng" => {
-            "the guest has no virtio RNG; it seeds its entropy pool from its own sources".into()
-        }
+        "rng" => "the guest has no virtio RNG; it seeds its entropy pool from its own sources".into(),
         "watchdog" => format!(
             "oVirt's watchdog action ('{}') is gone: a hung guest is not detected or acted on",
             action.unwrap_or("reset")
         ),
         "panic" => "guest panics are no longer reported to the host".into(),
         "smartcard" => "the guest has no smartcard passthrough".into(),
-        "redirdev" | "redirfilter" => {
-            "USB redirection from the console client is not available".into()
-        }
+        "redirdev" | "redirfilter" => "USB redirection from the console client is not available".into(),
         "shmem" => "the shared memory region is not attached".into(),
-        "filesystem" => {
-            "the shared host directory (virtiofs/9p) is not mounted in the guest".into()
-        }
+        "filesystem" => "the shared host directory (virtiofs/9p) is not mounted in the guest".into(),
         "vsock" => "the guest has no vsock; agents using it cannot connect".into(),
         "iommu" => "the guest has no virtual IOMMU".into(),
         "hub" => "the guest has no USB hub".into(),
@@ -99,18 +83,14 @@ fn controller(cx: &mut Cx, c: El) {
         "xenbus" => {}
         "usb" if model.starts_with("qusb") => {}
         "usb" => {
-            let model = if model.is_empty() {
-                "default".to_string()
-            } else {
-                model
-            };
-            cx.remove(c, format!("USB controller (model {model}): libvirt rejects KVM USB models on Xen; USB tablets need none"));
+            let model = if model.is_empty() { "default".to_string() } else { model };
+            cx.remove(
+                c,
+                format!("USB controller (model {model}): libvirt rejects KVM USB models on Xen; USB tablets need none"),
+            );
         }
         "virtio-serial" => {}
-        _ => cx.remove(
-            c,
-            format!("{ty} controller: libxl ignores controllers; Xen builds its own"),
-        ),
+        _ => cx.remove(c, format!("{ty} controller: libxl ignores controllers; Xen builds its own")),
     }
 }
 
@@ -122,23 +102,15 @@ fn input(cx: &mut Cx, i: El) {
             "mouse" | "keyboard" => {
                 cx.set_attr(i, "bus", "xen", "a PVH guest has Xen PV inputs only");
             }
-            _ => cx.remove(
-                i,
-                format!("{ty} input: a PVH guest has Xen PV mouse and keyboard only"),
-            ),
+            _ => cx.remove(i, format!("{ty} input: a PVH guest has Xen PV mouse and keyboard only")),
         }
         return;
     }
-    let kept = matches!(
-        (ty.as_str(), bus.as_str()),
-        ("tablet" | "mouse", "usb") | ("mouse" | "keyboard", "ps2")
-    );
+    let kept = matches!((ty.as_str(), bus.as_str()), ("tablet" | "mouse", "usb") | ("mouse" | "keyboard", "ps2"));
     if !kept {
         let why = match (ty.as_str(), bus.as_str()) {
             (_, "virtio") => "virtio input: libxl ignores it".to_string(),
-            ("keyboard", "usb") => {
-                "USB keyboard: libxl rejects it; the PS/2 keyboard remains".to_string()
-            }
+            ("keyboard", "usb") => "USB keyboard: libxl rejects it; the PS/2 keyboard remains".to_string(),
             _ => format!("{ty} input on bus '{bus}': libxl cannot emulate it on HVM"),
         };
         cx.remove(i, why);
@@ -150,12 +122,7 @@ fn sound(cx: &mut Cx, s: El) {
     match model.as_str() {
         "ich6" | "es1370" | "ac97" | "sb16" => {}
         "ich7" | "ich9" => {
-            cx.set_attr(
-                s,
-                "model",
-                "ich6",
-                "Intel HDA as libxl offers it (libvirt rejects ich7 and ich9)",
-            );
+            cx.set_attr(s, "model", "ich6", "Intel HDA as libxl offers it (libvirt rejects ich7 and ich9)");
         }
         _ => cx.remove_warn(
             s,

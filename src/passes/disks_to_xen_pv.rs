@@ -23,38 +23,15 @@ pub const PASS: Pass = Pass {
     run,
 };
 
-const IGNORED_DRIVER: &[&str] = &[
-    "cache",
-    "io",
-    "error_policy",
-    "rerror_policy",
-    "iothread",
-    "copy_on_read",
-    "detect_zeroes",
-];
-const VIRTIO_ONLY_DRIVER: &[&str] = &[
-    "queues",
-    "queue_size",
-    "event_idx",
-    "ioeventfd",
-    "iommu",
-    "ats",
-    "packed",
-    "page_per_vq",
-];
+const IGNORED_DRIVER: &[&str] =
+    &["cache", "io", "error_policy", "rerror_policy", "iothread", "copy_on_read", "detect_zeroes"];
+const VIRTIO_ONLY_DRIVER: &[&str] =
+    &["queues", "queue_size", "event_idx", "ioeventfd", "iommu", "ats", "packed", "page_per_vq"];
 const IGNORED_CHILDREN: &[&str] = &["address", "serial", "wwn", "geometry", "blockio"];
 
 fn run(cx: &mut Cx) {
-    let disks: Vec<El> = cx
-        .devices_named("disk")
-        .into_iter()
-        .filter(|d| is_hard_disk(cx.doc(), *d))
-        .collect();
-    let cdroms: Vec<El> = cx
-        .devices_named("disk")
-        .into_iter()
-        .filter(|d| is_cdrom(cx.doc(), *d))
-        .collect();
+    let disks: Vec<El> = cx.devices_named("disk").into_iter().filter(|d| is_hard_disk(cx.doc(), *d)).collect();
+    let cdroms: Vec<El> = cx.devices_named("disk").into_iter().filter(|d| is_cdrom(cx.doc(), *d)).collect();
     for &d in &disks {
         check(cx, d);
     }
@@ -70,17 +47,11 @@ fn check(cx: &mut Cx, disk: El) {
     let ty = doc.attr(disk, "type").unwrap_or("file").to_string();
     let source = doc.child(disk, "source");
     if let Some(t) = doc.child(disk, "transient") {
-        cx.refuse(
-            cx.doc().path(t),
-            "<transient/> disk: libvirt's libxl driver rejects transient disks",
-        );
+        cx.refuse(cx.doc().path(t), "<transient/> disk: libvirt's libxl driver rejects transient disks");
     }
     match ty.as_str() {
         "network" => {
-            let protocol = source
-                .and_then(|s| cx.doc().attr(s, "protocol"))
-                .unwrap_or("(none)")
-                .to_string();
+            let protocol = source.and_then(|s| cx.doc().attr(s, "protocol")).unwrap_or("(none)").to_string();
             if protocol != "rbd" {
                 cx.refuse(
                     path.clone(),
@@ -89,30 +60,24 @@ fn check(cx: &mut Cx, disk: El) {
             }
         }
         "vhostuser" | "nvme" | "volume" => {
-            cx.refuse(path.clone(), format!("disk type '{ty}': libxl cannot open it; give the disk as a file or block device"));
+            cx.refuse(
+                path.clone(),
+                format!("disk type '{ty}': libxl cannot open it; give the disk as a file or block device"),
+            );
         }
         _ => {}
     }
     let Some(source) = source else {
-        cx.refuse(
-            path,
-            "disk without a source: libxl cannot create a non-removable disk with no backing",
-        );
+        cx.refuse(path, "disk without a source: libxl cannot create a non-removable disk with no backing");
         return;
     };
     if cx.doc().attr(source, "fdgroup").is_some() {
-        cx.refuse(
-            path,
-            "disk source passed as file descriptors: libxl opens disks by path",
-        );
+        cx.refuse(path, "disk source passed as file descriptors: libxl opens disks by path");
     } else if !["file", "dev", "name", "dir", "pool", "volume"]
         .iter()
         .any(|a| cx.doc().attr(source, a).is_some_and(|v| !v.is_empty()))
     {
-        cx.refuse(
-            path,
-            "disk with an empty source: libxl cannot create a non-removable disk with no backing",
-        );
+        cx.refuse(path, "disk with an empty source: libxl cannot create a non-removable disk with no backing");
     }
 }
 
@@ -123,22 +88,11 @@ fn name_disks(cx: &mut Cx, disks: &[El], cdroms: &[El]) {
     let doc = cx.doc();
     let mut taken: HashSet<u32> = disks.iter().filter_map(|d| kept_slot(doc, *d)).collect();
     taken.extend(cdrom_slots(doc, disks, cdroms).into_iter().flatten());
-    let mut order: Vec<El> = disks
-        .iter()
-        .copied()
-        .filter(|d| kept_slot(doc, *d).is_none())
-        .collect();
+    let mut order: Vec<El> = disks.iter().copied().filter(|d| kept_slot(doc, *d).is_none()).collect();
     let boot = |d: &El| {
-        doc.child(*d, "boot")
-            .and_then(|b| doc.attr(b, "order"))
-            .and_then(|o| o.parse::<u32>().ok())
-            .unwrap_or(u32::MAX)
+        doc.child(*d, "boot").and_then(|b| doc.attr(b, "order")).and_then(|o| o.parse::<u32>().ok()).unwrap_or(u32::MAX)
     };
-    if let Some(first) = disks
-        .iter()
-        .min_by_key(|d| boot(d))
-        .filter(|d| order.contains(d))
-    {
+    if let Some(first) = disks.iter().min_by_key(|d| boot(d)).filter(|d| order.contains(d)) {
         order.retain(|d| d != first);
         order.insert(0, *first);
     }
@@ -146,19 +100,14 @@ fn name_disks(cx: &mut Cx, disks: &[El], cdroms: &[El]) {
     let mut next = [0u32, 4u32];
     for d in order {
         let Some(target) = cx.doc().child(d, "target") else {
-            cx.refuse(
-                cx.doc().path(d),
-                "disk without a <target>: it has no name to give the guest",
-            );
+            cx.refuse(cx.doc().path(d), "disk without a <target>: it has no name to give the guest");
             continue;
         };
         let old_dev = cx.doc().attr(target, "dev").unwrap_or("").to_string();
         let old_bus = cx.doc().attr(target, "bus").unwrap_or("").to_string();
         let readonly = cx.doc().child(d, "readonly").is_some();
         let index = if lone {
-            slots::split(&old_dev)
-                .map_or(0, |(_, i)| i)
-                .max(if readonly { 4 } else { 0 })
+            slots::split(&old_dev).map_or(0, |(_, i)| i).max(if readonly { 4 } else { 0 })
         } else {
             let cursor = &mut next[usize::from(readonly)];
             while taken.contains(cursor) {
@@ -174,33 +123,23 @@ fn name_disks(cx: &mut Cx, disks: &[El], cdroms: &[El]) {
             "libxl accepts only xvd/hd/sd names; xvda-xvdd are also emulated as IDE, so CD-ROM slots are skipped"
         };
         cx.set_attr(target, "dev", &dev, why);
-        cx.set_attr(
-            target,
-            "bus",
-            "xen",
-            "Xen PV disk (blkfront), the bus libxl hot-plugs",
-        );
+        cx.set_attr(target, "bus", "xen", "Xen PV disk (blkfront), the bus libxl hot-plugs");
         if lone {
-            cx.warn(cx.doc().path(d), format!("hot-plugged disk named {dev} from {old_dev}: assumed free in the running guest"));
+            cx.warn(
+                cx.doc().path(d),
+                format!("hot-plugged disk named {dev} from {old_dev}: assumed free in the running guest"),
+            );
         }
         if old_bus == "usb" {
             cx.remove_attr(target, "removable", "applies to USB disks only");
         }
-        cx.remove_attr(
-            target,
-            "rotation_rate",
-            "applies to IDE, SCSI and SATA disks only",
-        );
+        cx.remove_attr(target, "rotation_rate", "applies to IDE, SCSI and SATA disks only");
     }
 }
 
 fn clean(cx: &mut Cx, disk: El) {
     let ty = cx.doc().attr(disk, "type").unwrap_or("file").to_string();
-    cx.remove_attr(
-        disk,
-        "model",
-        "(virtio model): libvirt rejects disk models on the Xen bus",
-    );
+    cx.remove_attr(disk, "model", "(virtio model): libvirt rejects disk models on the Xen bus");
     if let Some(driver) = cx.doc().child(disk, "driver") {
         let format = cx.doc().attr(driver, "type").unwrap_or("raw").to_string();
         let name = cx.doc().attr(driver, "name").unwrap_or("").to_string();
@@ -217,19 +156,11 @@ fn clean(cx: &mut Cx, disk: El) {
             );
         }
         cx.remove_attrs(driver, IGNORED_DRIVER, "is ignored by libxl");
-        cx.remove_attrs(
-            driver,
-            VIRTIO_ONLY_DRIVER,
-            "is virtio-only: libvirt rejects it on the Xen bus",
-        );
+        cx.remove_attrs(driver, VIRTIO_ONLY_DRIVER, "is virtio-only: libvirt rejects it on the Xen bus");
     }
     cx.remove_children(disk, IGNORED_CHILDREN, "is ignored by libxl");
     if let Some(iotune) = cx.doc().child(disk, "iotune") {
-        cx.remove_warn(
-            iotune,
-            "<iotune>: libxl ignores disk I/O limits",
-            "the disk's I/O is no longer limited",
-        );
+        cx.remove_warn(iotune, "<iotune>: libxl ignores disk I/O limits", "the disk's I/O is no longer limited");
     }
     if let Some(s) = cx.doc().child(disk, "shareable") {
         cx.warn(

@@ -8,23 +8,15 @@
 
 use super::{Cx, Pass};
 
-pub const PASS: Pass = Pass {
-    name: "domain-type-to-xen",
-    summary: "set type='xen', drop the KVM <emulator>, refuse non-x86 guests",
-    run,
-};
+pub const PASS: Pass =
+    Pass { name: "domain-type-to-xen", summary: "set type='xen', drop the KVM <emulator>, refuse non-x86 guests", run };
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
     match cx.doc().attr(domain, "type") {
         Some("xen") => {}
         Some("kvm" | "qemu") => {
-            cx.set_attr(
-                domain,
-                "type",
-                "xen",
-                "libvirt's libxl driver runs only Xen domains",
-            );
+            cx.set_attr(domain, "type", "xen", "libvirt's libxl driver runs only Xen domains");
         }
         other => {
             let other = other.unwrap_or("(none)").to_string();
@@ -34,25 +26,17 @@ fn run(cx: &mut Cx) {
             );
         }
     }
-    if let Some(arch) = cx
-        .doc()
-        .find(domain, &["os", "type"])
-        .and_then(|t| cx.doc().attr(t, "arch"))
-    {
+    if let Some(arch) = cx.doc().find(domain, &["os", "type"]).and_then(|t| cx.doc().attr(t, "arch")) {
         if !matches!(arch, "x86_64" | "i686") {
-            let message = format!("architecture '{arch}': xenify converts x86 guests only (Xen on Arm guests have another shape)");
-            let path = cx.doc().attr_path(
-                cx.doc().find(domain, &["os", "type"]).unwrap_or(domain),
-                "arch",
+            let message = format!(
+                "architecture '{arch}': xenify converts x86 guests only (Xen on Arm guests have another shape)"
             );
+            let path = cx.doc().attr_path(cx.doc().find(domain, &["os", "type"]).unwrap_or(domain), "arch");
             cx.refuse(path, message);
         }
     }
     for emulator in cx.devices_named("emulator") {
         let path = cx.doc().text(emulator).unwrap_or("").trim().to_string();
-        cx.remove(
-            emulator,
-            format!("<emulator>{path}</emulator>: libxl chooses its own device model"),
-        );
+        cx.remove(emulator, format!("<emulator>{path}</emulator>: libxl chooses its own device model"));
     }
 }

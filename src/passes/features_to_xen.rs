@@ -38,16 +38,7 @@ const KVM_ONLY: &[&str] = &[
 ];
 
 /// Hyper-V enlightenments libvirt (≥ 11.3) maps to Xen viridian groups.
-const HYPERV_KEPT: &[&str] = &[
-    "relaxed",
-    "vapic",
-    "vpindex",
-    "synic",
-    "stimer",
-    "frequencies",
-    "tlbflush",
-    "ipi",
-];
+const HYPERV_KEPT: &[&str] = &["relaxed", "vapic", "vpindex", "synic", "stimer", "frequencies", "tlbflush", "ipi"];
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
@@ -59,12 +50,7 @@ fn run(cx: &mut Cx) {
                 Some(os) => At::After(os),
                 None => At::Last,
             };
-            cx.add(
-                domain,
-                at,
-                NewEl::new("features"),
-                "libxl switches off APIC and PAE unless they are written out",
-            )
+            cx.add(domain, at, NewEl::new("features"), "libxl switches off APIC and PAE unless they are written out")
         }
     };
     if !cx.pvh() {
@@ -91,7 +77,10 @@ fn run(cx: &mut Cx) {
             for s in subs {
                 let sub = cx.doc().qname(s).to_string();
                 if !HYPERV_KEPT.contains(&sub.as_str()) {
-                    cx.remove(s, format!("<{sub}>: Hyper-V enlightenment that Xen's viridian support does not provide"));
+                    cx.remove(
+                        s,
+                        format!("<{sub}>: Hyper-V enlightenment that Xen's viridian support does not provide"),
+                    );
                 }
             }
         }

@@ -18,11 +18,7 @@ pub const PASS: Pass = Pass {
 
 fn run(cx: &mut Cx) {
     let all = cx.devices_named("disk");
-    let cdroms: Vec<El> = all
-        .iter()
-        .copied()
-        .filter(|d| is_cdrom(cx.doc(), *d))
-        .collect();
+    let cdroms: Vec<El> = all.iter().copied().filter(|d| is_cdrom(cx.doc(), *d)).collect();
     for c in cdroms {
         if has_media(cx.doc(), c) {
             continue;
@@ -38,22 +34,10 @@ fn run(cx: &mut Cx) {
         }
     }
     let all = cx.devices_named("disk");
-    let disks: Vec<El> = all
-        .iter()
-        .copied()
-        .filter(|d| is_hard_disk(cx.doc(), *d))
-        .collect();
-    let cdroms: Vec<El> = all
-        .iter()
-        .copied()
-        .filter(|d| is_cdrom(cx.doc(), *d))
-        .collect();
+    let disks: Vec<El> = all.iter().copied().filter(|d| is_hard_disk(cx.doc(), *d)).collect();
+    let cdroms: Vec<El> = all.iter().copied().filter(|d| is_cdrom(cx.doc(), *d)).collect();
     let lone = cx.domain().is_none();
-    for (c, slot) in cdroms
-        .iter()
-        .copied()
-        .zip(cdrom_slots(cx.doc(), &disks, &cdroms))
-    {
+    for (c, slot) in cdroms.iter().copied().zip(cdrom_slots(cx.doc(), &disks, &cdroms)) {
         let Some(slot) = slot else {
             cx.refuse(
                 cx.doc().path(c),
@@ -63,36 +47,18 @@ fn run(cx: &mut Cx) {
         };
         let target = match cx.doc().child(c, "target") {
             Some(t) => t,
-            None => cx.add(
-                c,
-                At::Last,
-                NewEl::new("target"),
-                "a CD-ROM needs an IDE slot",
-            ),
+            None => cx.add(c, At::Last, NewEl::new("target"), "a CD-ROM needs an IDE slot"),
         };
         // A media change on a running guest names the drive as it is.
-        if !(lone
-            && cx
-                .doc()
-                .attr(target, "dev")
-                .is_some_and(|d| d.starts_with("hd")))
-        {
-            cx.set_attr(
-                target,
-                "dev",
-                &hd(slot),
-                "CD-ROMs sit in the IDE slots beside the disks (hdc, then hdd)",
-            );
+        if !(lone && cx.doc().attr(target, "dev").is_some_and(|d| d.starts_with("hd"))) {
+            cx.set_attr(target, "dev", &hd(slot), "CD-ROMs sit in the IDE slots beside the disks (hdc, then hdd)");
         }
         cx.set_attr(target, "bus", "ide", "libxl emulates CD-ROMs on IDE only");
         if let Some(source) = cx.doc().child(c, "source") {
             if cx.doc().attr(source, "startupPolicy").is_some() {
                 let path = cx.doc().attr_path(source, "startupPolicy");
                 cx.remove_attr(source, "startupPolicy", "is ignored by libxl");
-                cx.warn(
-                    path,
-                    "a missing ISO now fails the VM start instead of leaving the tray empty",
-                );
+                cx.warn(path, "a missing ISO now fails the VM start instead of leaving the tray empty");
             }
         }
         cx.remove_children(c, &["serial", "address"], "is ignored by libxl");

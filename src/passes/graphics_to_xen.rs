@@ -13,23 +13,14 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "graphics-to-xen",
-    summary: "explicit listen addresses, one console of SPICE/VNC, SPICE TLS only as the accepted loss graphics-security",
+    summary:
+        "explicit listen addresses, one console of SPICE/VNC, SPICE TLS only as the accepted loss graphics-security",
     run,
 };
 
 /// Children of `<graphics type='spice'>` that VNC does not have.
-const SPICE_ONLY: &[&str] = &[
-    "channel",
-    "image",
-    "jpeg",
-    "zlib",
-    "playback",
-    "streaming",
-    "clipboard",
-    "mouse",
-    "filetransfer",
-    "gl",
-];
+const SPICE_ONLY: &[&str] =
+    &["channel", "image", "jpeg", "zlib", "playback", "streaming", "clipboard", "mouse", "filetransfer", "gl"];
 
 fn run(cx: &mut Cx) {
     let mut kept: Option<El> = None;
@@ -75,10 +66,8 @@ fn security(cx: &mut Cx, g: El) {
     if doc.attr(g, "defaultMode") == Some("secure") {
         settings.push("defaultMode='secure'");
     }
-    let secure_channels: Vec<El> = doc
-        .children_named(g, "channel")
-        .filter(|c| doc.attr(*c, "mode") == Some("secure"))
-        .collect();
+    let secure_channels: Vec<El> =
+        doc.children_named(g, "channel").filter(|c| doc.attr(*c, "mode") == Some("secure")).collect();
     if !secure_channels.is_empty() {
         settings.push("secure channels");
     }
@@ -90,10 +79,7 @@ fn security(cx: &mut Cx, g: El) {
     }
     let ty = doc.attr(g, "type").unwrap_or("").to_string();
     let path = doc.path(g);
-    let what = format!(
-        "{ty} console security ({}) cannot be enforced by Xen (libxl ignores it)",
-        settings.join(", ")
-    );
+    let what = format!("{ty} console security ({}) cannot be enforced by Xen (libxl ignores it)", settings.join(", "));
     if !cx.loss(path.clone(), Loss::GraphicsSecurity, what) {
         return;
     }
@@ -103,21 +89,10 @@ fn security(cx: &mut Cx, g: El) {
     }
     for c in secure_channels {
         let name = cx.doc().attr(c, "name").unwrap_or("?").to_string();
-        cx.remove(
-            c,
-            format!("secure SPICE channel '{name}': libxl ignores it, there is no TLS"),
-        );
+        cx.remove(c, format!("secure SPICE channel '{name}': libxl ignores it, there is no TLS"));
     }
-    cx.remove_attr(
-        g,
-        "passwdValidTo",
-        "is ignored by libxl: the console password never expires",
-    );
-    cx.accepted(
-        path,
-        Loss::GraphicsSecurity,
-        "console traffic is unencrypted and its password does not expire",
-    );
+    cx.remove_attr(g, "passwdValidTo", "is ignored by libxl: the console password never expires");
+    cx.accepted(path, Loss::GraphicsSecurity, "console traffic is unencrypted and its password does not expire");
 }
 
 /// A kept SPICE console gets its agent (which the removed spicevmc channel
@@ -130,9 +105,8 @@ fn clipboard(cx: &mut Cx, g: El) {
     let Some(devices) = cx.domain().and_then(|d| doc.child(d, "devices")) else {
         return;
     };
-    let had_agent = doc
-        .children_in_input(devices)
-        .any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
+    let had_agent =
+        doc.children_in_input(devices).any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
     if had_agent {
         cx.add(
             g,
@@ -156,24 +130,14 @@ fn listens(cx: &mut Cx, g: El) {
                     "address",
                     "libxl does not resolve network listens and would listen on 127.0.0.1",
                 );
-                cx.set_attr(
-                    l,
-                    "address",
-                    &address,
-                    "the address the console listens on, written out",
-                );
+                cx.set_attr(l, "address", &address, "the address the console listens on, written out");
                 cx.remove_attr(l, "network", "is resolved to its address");
             }
             "socket" | "none" => {
                 cx.set_attr(l, "type", "address", "libxl listens on an address only");
                 cx.remove_attr(l, "socket", "is rejected by libvirt on an address listen");
                 if cx.doc().attr(l, "address").is_none() {
-                    cx.set_attr(
-                        l,
-                        "address",
-                        "127.0.0.1",
-                        "the console stays local to the host, as it was",
-                    );
+                    cx.set_attr(l, "address", "127.0.0.1", "the console stays local to the host, as it was");
                 }
             }
             _ => {}
@@ -182,12 +146,7 @@ fn listens(cx: &mut Cx, g: El) {
             let first = cx.doc().attr(l, "address").map(str::to_string);
             if let (Some(first), Some(attr)) = (first, cx.doc().attr(g, "listen")) {
                 if attr != first {
-                    cx.set_attr(
-                        g,
-                        "listen",
-                        &first,
-                        "libvirt requires it to equal the first listen's address",
-                    );
+                    cx.set_attr(g, "listen", &first, "libvirt requires it to equal the first listen's address");
                 }
             }
         }
@@ -201,10 +160,7 @@ fn listen_address(cx: &mut Cx, l: El) -> String {
         return a.to_string();
     }
     let network = cx.doc().attr(l, "network").unwrap_or("").to_string();
-    if let Some(ip) = network
-        .strip_prefix("vdsm-")
-        .and_then(|b| cx.host.bridge_ipv4(b))
-    {
+    if let Some(ip) = network.strip_prefix("vdsm-").and_then(|b| cx.host.bridge_ipv4(b)) {
         return ip.to_string();
     }
     if let Some(a) = cx.policy.graphics_listen.clone() {

@@ -19,9 +19,7 @@ pub const PASS: Pass = Pass {
     run,
 };
 
-const IGNORED_CHILDREN: &[&str] = &[
-    "backend", "tune", "coalesce", "rom", "address", "target", "driver",
-];
+const IGNORED_CHILDREN: &[&str] = &["backend", "tune", "coalesce", "rom", "address", "target", "driver"];
 
 fn run(cx: &mut Cx) {
     for nic in cx.devices_named("interface") {
@@ -47,10 +45,7 @@ fn run(cx: &mut Cx) {
             let name = cx.doc().qname(c).to_string();
             if IGNORED_CHILDREN.contains(&name.as_str()) && cx.doc().namespace(c).is_none() {
                 let why = match name.as_str() {
-                    "driver" => {
-                        "<driver> (vhost and virtio queue settings): virtio-only, libxl ignores it"
-                            .to_string()
-                    }
+                    "driver" => "<driver> (vhost and virtio queue settings): virtio-only, libxl ignores it".to_string(),
                     "target" => {
                         let dev = cx.doc().attr(c, "dev").unwrap_or("").to_string();
                         format!("<target dev='{dev}'>: a KVM tap name, wrong for a Xen vif; libvirt names the vif")
@@ -91,32 +86,13 @@ fn network_to_bridge(cx: &mut Cx, nic: El) {
             return;
         }
     };
-    cx.set_attr(
-        nic,
-        "type",
-        "bridge",
-        "libxl connects vifs to bridges; Vdsm's networks are bridges",
-    );
+    cx.set_attr(nic, "type", "bridge", "libxl connects vifs to bridges; Vdsm's networks are bridges");
     if cx.doc().attr(source, "bridge").is_some() {
-        cx.remove_attr(
-            source,
-            "network",
-            "the bridge it resolves to is named directly",
-        );
+        cx.remove_attr(source, "network", "the bridge it resolves to is named directly");
     } else {
-        cx.rename_attr(
-            source,
-            "network",
-            "bridge",
-            &bridge,
-            "Vdsm's network vdsm-NAME is the host bridge NAME",
-        );
+        cx.rename_attr(source, "network", "bridge", &bridge, "Vdsm's network vdsm-NAME is the host bridge NAME");
     }
-    cx.remove_attrs(
-        source,
-        &["portgroup", "portid"],
-        "belongs to a libvirt network, not a bridge",
-    );
+    cx.remove_attrs(source, &["portgroup", "portid"], "belongs to a libvirt network, not a bridge");
 }
 
 fn model(cx: &mut Cx, nic: El) {
@@ -131,8 +107,7 @@ fn model(cx: &mut Cx, nic: El) {
     } else if ty.starts_with("virtio") {
         let nic_model = cx.policy.nic_model.clone();
         let why = if nic_model == "netfront" {
-            "policy nic_model: a PV-only NIC (no PXE, no network without Xen PV drivers)"
-                .to_string()
+            "policy nic_model: a PV-only NIC (no PXE, no network without Xen PV drivers)".to_string()
         } else {
             format!("policy nic_model: qemu has no '{ty}' device on Xen HVM; the emulated {nic_model} also gives a Xen PV vif that guests with PV drivers use")
         };
@@ -143,12 +118,7 @@ fn model(cx: &mut Cx, nic: El) {
 fn hostdev_driver(cx: &mut Cx, nic: El) {
     if let Some(driver) = cx.doc().child(nic, "driver") {
         if matches!(cx.doc().attr(driver, "name"), Some("vfio" | "kvm")) {
-            cx.set_attr(
-                driver,
-                "name",
-                "xen",
-                "Xen assigns PCI devices through pciback; libvirt rejects vfio on Xen",
-            );
+            cx.set_attr(driver, "name", "xen", "Xen assigns PCI devices through pciback; libvirt rejects vfio on Xen");
         }
     }
 }
@@ -165,15 +135,14 @@ fn bandwidth(cx: &mut Cx, nic: El) {
     }
     if let Some(out) = cx.doc().child(bw, "outbound") {
         for a in ["peak", "burst", "floor"] {
-            lost |= cx.remove_attr(
-                out,
-                a,
-                "is ignored by libxl (only the average outbound rate is applied)",
-            );
+            lost |= cx.remove_attr(out, a, "is ignored by libxl (only the average outbound rate is applied)");
         }
     }
     if lost {
-        cx.warn(cx.doc().path(bw), "only the average outbound rate is limited now; inbound limits, peaks and bursts are not");
+        cx.warn(
+            cx.doc().path(bw),
+            "only the average outbound rate is limited now; inbound limits, peaks and bursts are not",
+        );
     }
 }
 
@@ -186,9 +155,7 @@ fn controls(cx: &mut Cx, nic: El) {
         if cx.loss(
             path.clone(),
             Loss::Nwfilter,
-            format!(
-                "network filter '{name}' cannot be enforced by Xen (libvirt ignores or rejects it)"
-            ),
+            format!("network filter '{name}' cannot be enforced by Xen (libvirt ignores or rejects it)"),
         ) {
             cx.remove(f, format!("network filter '{name}'"));
             cx.accepted(
@@ -198,11 +165,7 @@ fn controls(cx: &mut Cx, nic: El) {
             );
         }
     }
-    if let Some(port) = cx
-        .doc()
-        .child(nic, "port")
-        .filter(|p| cx.doc().attr(*p, "isolated") == Some("yes"))
-    {
+    if let Some(port) = cx.doc().child(nic, "port").filter(|p| cx.doc().attr(*p, "isolated") == Some("yes")) {
         let path = cx.doc().path(port);
         if cx.loss(
             path.clone(),
@@ -210,46 +173,25 @@ fn controls(cx: &mut Cx, nic: El) {
             "port isolation (<port isolated='yes'>) cannot be enforced by Xen (libxl ignores it)",
         ) {
             cx.remove(port, "<port isolated='yes'>");
-            cx.accepted(
-                path,
-                Loss::Nwfilter,
-                "the NIC is no longer isolated from other isolated ports on the bridge",
-            );
+            cx.accepted(path, Loss::Nwfilter, "the NIC is no longer isolated from other isolated ports on the bridge");
         }
     }
-    if let Some(link) = cx
-        .doc()
-        .child(nic, "link")
-        .filter(|l| cx.doc().attr(*l, "state") == Some("down"))
-    {
+    if let Some(link) = cx.doc().child(nic, "link").filter(|l| cx.doc().attr(*l, "state") == Some("down")) {
         let path = cx.doc().path(link);
         if cx.loss(path.clone(), Loss::LinkState, "link state 'down' cannot be enforced by Xen (libxl ignores it: the NIC would start with its cable plugged in)") {
             cx.remove(link, "<link state='down'>");
             cx.accepted(path, Loss::LinkState, "the NIC starts with its link up");
         }
     }
-    let ovs = cx
-        .doc()
-        .child(nic, "virtualport")
-        .is_some_and(|v| cx.doc().attr(v, "type") == Some("openvswitch"));
+    let ovs = cx.doc().child(nic, "virtualport").is_some_and(|v| cx.doc().attr(v, "type") == Some("openvswitch"));
     if let Some(vlan) = cx.doc().child(nic, "vlan").filter(|_| !ovs) {
-        let tags: Vec<String> = cx
-            .doc()
-            .children_named(vlan, "tag")
-            .filter_map(|t| cx.doc().attr(t, "id").map(str::to_string))
-            .collect();
+        let tags: Vec<String> =
+            cx.doc().children_named(vlan, "tag").filter_map(|t| cx.doc().attr(t, "id").map(str::to_string)).collect();
         let path = cx.doc().path(vlan);
-        let what = format!(
-            "VLAN {} cannot be enforced by Xen outside Open vSwitch (libxl ignores it)",
-            tags.join(",")
-        );
+        let what = format!("VLAN {} cannot be enforced by Xen outside Open vSwitch (libxl ignores it)", tags.join(","));
         if cx.loss(path.clone(), Loss::Vlan, what) {
             cx.remove(vlan, format!("VLAN {}", tags.join(",")));
-            cx.accepted(
-                path,
-                Loss::Vlan,
-                "the NIC lands on the untagged network of its bridge",
-            );
+            cx.accepted(path, Loss::Vlan, "the NIC lands on the untagged network of its bridge");
         }
     }
 }

@@ -24,15 +24,7 @@ fn run(cx: &mut Cx) {
             "Xen's balloon is not a virtio device"
         };
         cx.set_attr(b, "model", "xen", why);
-        cx.remove_attrs(
-            b,
-            &["autodeflate", "freePageReporting"],
-            "is a virtio balloon setting",
-        );
-        cx.remove_children(
-            b,
-            &["stats", "address", "driver"],
-            "belongs to the virtio balloon",
-        );
+        cx.remove_attrs(b, &["autodeflate", "freePageReporting"], "is a virtio balloon setting");
+        cx.remove_children(b, &["stats", "address", "driver"], "belongs to the virtio balloon");
     }
 }

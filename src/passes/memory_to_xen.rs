@@ -10,8 +10,7 @@ use super::{Cx, Pass};
 
 pub const PASS: Pass = Pass {
     name: "memory-to-xen",
-    summary:
-        "drop maxMemory and DIMMs, currentMemory = memory, drop memoryBacking/memtune/numatune",
+    summary: "drop maxMemory and DIMMs, currentMemory = memory, drop memoryBacking/memtune/numatune",
     run,
 };
 
@@ -19,10 +18,7 @@ fn run(cx: &mut Cx) {
     for dimm in cx.devices_named("memory") {
         let model = cx.doc().attr(dimm, "model").unwrap_or("").to_string();
         if cx.domain().is_none() {
-            cx.refuse(
-                cx.doc().path(dimm),
-                format!("memory hot-plug ({model} device): Xen has no memory hot-plug"),
-            );
+            cx.refuse(cx.doc().path(dimm), format!("memory hot-plug ({model} device): Xen has no memory hot-plug"));
         } else if model == "dimm" {
             cx.remove(dimm, "memory DIMM: no memory hot-plug on Xen; <memory> already counts the DIMMs, so the guest keeps all its memory");
         } else {
@@ -34,19 +30,13 @@ fn run(cx: &mut Cx) {
     }
     let Some(domain) = cx.domain() else { return };
     if let Some(max) = cx.doc().child(domain, "maxMemory") {
-        cx.remove(
-            max,
-            "<maxMemory> (memory hot-plug slots): no memory hot-plug on Xen",
-        );
+        cx.remove(max, "<maxMemory> (memory hot-plug slots): no memory hot-plug on Xen");
     }
     let memory = cx.doc().child(domain, "memory");
     let total = memory.and_then(|m| to_kib(cx.doc().text(m)?, cx.doc().attr(m, "unit")));
     if let (Some(memory), Some(total)) = (memory, total) {
         if let Some(current) = cx.doc().child(domain, "currentMemory") {
-            let cur = to_kib(
-                cx.doc().text(current).unwrap_or(""),
-                cx.doc().attr(current, "unit"),
-            );
+            let cur = to_kib(cx.doc().text(current).unwrap_or(""), cx.doc().attr(current, "unit"));
             if cur != Some(total) {
                 let text = cx.doc().text(memory).unwrap_or("").trim().to_string();
                 let unit = cx.doc().attr(memory, "unit").map(str::to_string);
@@ -56,11 +46,7 @@ fn run(cx: &mut Cx) {
                         cx.set_attr(current, "unit", &u, "the unit of <memory>");
                     }
                     None => {
-                        cx.remove_attr(
-                            current,
-                            "unit",
-                            "now that the value is that of <memory>, in KiB",
-                        );
+                        cx.remove_attr(current, "unit", "now that the value is that of <memory>, in KiB");
                     }
                 }
             }
@@ -69,14 +55,19 @@ fn run(cx: &mut Cx) {
         if total < min * 1024 {
             cx.refuse(
                 cx.doc().path(memory),
-                format!("{} MiB of memory is below the policy's min_memory_mib ({min} MiB): such HVM guests die on Xen", total / 1024),
+                format!(
+                    "{} MiB of memory is below the policy's min_memory_mib ({min} MiB): such HVM guests die on Xen",
+                    total / 1024
+                ),
             );
         }
     }
     for name in ["memoryBacking", "memtune", "numatune"] {
         if let Some(e) = cx.doc().child(domain, name) {
             let consequence = match name {
-                "memoryBacking" => "the guest's memory is no longer backed by huge pages, locked or shared as configured",
+                "memoryBacking" => {
+                    "the guest's memory is no longer backed by huge pages, locked or shared as configured"
+                }
                 "memtune" => "the guest's memory limits are no longer enforced",
                 _ => "the guest's memory is no longer bound to those host NUMA nodes",
             };

@@ -117,13 +117,7 @@ impl Host for NoHost {
 pub fn run(doc: &mut Document, passes: &[&Pass], policy: &Policy, host: &dyn Host) -> Vec<Finding> {
     let mut findings = Vec::new();
     for pass in passes {
-        let mut cx = Cx {
-            doc,
-            policy,
-            host,
-            pass: pass.name,
-            findings: &mut findings,
-        };
+        let mut cx = Cx { doc, policy, host, pass: pass.name, findings: &mut findings };
         (pass.run)(&mut cx);
     }
     findings
@@ -150,13 +144,7 @@ impl<'r, 'a> Cx<'r, 'a> {
     }
 
     fn push(&mut self, kind: Kind, path: String, message: String, accept: Option<Loss>) {
-        self.findings.push(Finding {
-            pass: self.pass,
-            kind,
-            path,
-            message,
-            accept,
-        });
+        self.findings.push(Finding { pass: self.pass, kind, path, message, accept });
     }
 
     pub fn warn(&mut self, path: String, message: impl Into<String>) {
@@ -200,11 +188,7 @@ impl<'r, 'a> Cx<'r, 'a> {
 
     /// Removes every child of `e` named in `names`.
     pub fn remove_children(&mut self, e: El, names: &[&str], why: &str) {
-        let kids: Vec<El> = self
-            .doc
-            .children(e)
-            .filter(|c| names.iter().any(|n| self.doc.is(*c, n)))
-            .collect();
+        let kids: Vec<El> = self.doc.children(e).filter(|c| names.iter().any(|n| self.doc.is(*c, n))).collect();
         for c in kids {
             let name = self.doc.qname(c).to_string();
             self.remove(c, format!("<{name}> {why}"));
@@ -240,12 +224,7 @@ impl<'r, 'a> Cx<'r, 'a> {
         match old {
             Some(old) => {
                 let path = self.doc.attr_path(e, name);
-                self.push(
-                    Kind::Changed,
-                    path,
-                    format!("{name} '{old}' → '{value}': {why}"),
-                    None,
-                );
+                self.push(Kind::Changed, path, format!("{name} '{old}' → '{value}': {why}"), None);
             }
             None => {
                 let path = self.doc.path(e);
@@ -262,12 +241,7 @@ impl<'r, 'a> Cx<'r, 'a> {
         };
         let path = self.doc.attr_path(e, old);
         self.doc.rename_attr(e, old, new, Some(value));
-        self.push(
-            Kind::Changed,
-            path,
-            format!("{old}='{old_value}' → {new}='{value}': {why}"),
-            None,
-        );
+        self.push(Kind::Changed, path, format!("{old}='{old_value}' → {new}='{value}': {why}"), None);
         true
     }
 
@@ -278,12 +252,7 @@ impl<'r, 'a> Cx<'r, 'a> {
             return false;
         }
         let path = self.doc.path(e);
-        self.push(
-            Kind::Changed,
-            path,
-            format!("'{old}' → '{text}': {why}"),
-            None,
-        );
+        self.push(Kind::Changed, path, format!("'{old}' → '{text}': {why}"), None);
         true
     }
 
@@ -319,10 +288,7 @@ impl<'r, 'a> Cx<'r, 'a> {
 
     /// The devices named `name`.
     pub fn devices_named(&self, name: &str) -> Vec<El> {
-        self.devices()
-            .into_iter()
-            .filter(|d| self.doc.is(*d, name))
-            .collect()
+        self.devices().into_iter().filter(|d| self.doc.is(*d, name)).collect()
     }
 
     /// The maximum vCPU count once `vcpus-to-xen` has clamped it to the
@@ -331,11 +297,7 @@ impl<'r, 'a> Cx<'r, 'a> {
         let vcpu = self.doc.child(self.domain()?, "vcpu")?;
         let max: u32 = self.doc.text(vcpu)?.trim().parse().ok()?;
         let max = max.min(self.policy.max_vcpus);
-        let current = self
-            .doc
-            .attr(vcpu, "current")
-            .and_then(|c| c.trim().parse().ok())
-            .unwrap_or(max);
+        let current = self.doc.attr(vcpu, "current").and_then(|c| c.trim().parse().ok()).unwrap_or(max);
         Some((max, current.min(max)))
     }
 

@@ -11,8 +11,7 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "os-to-xen",
-    summary:
-        "machine='xenfv' (or PVH), Xen's OVMF for UEFI, drop ROM loaders, nvram, smbios, bootmenu",
+    summary: "machine='xenfv' (or PVH), Xen's OVMF for UEFI, drop ROM loaders, nvram, smbios, bootmenu",
     run,
 };
 
@@ -74,9 +73,8 @@ fn firmware(cx: &mut Cx, os: El) {
     let pflash = loader.is_some_and(|l| doc.attr(l, "type") == Some("pflash"));
     let firmware_el = doc.child(os, "firmware");
     let secure_feature = firmware_el.and_then(|f| {
-        doc.children_named(f, "feature").find(|x| {
-            doc.attr(*x, "name") == Some("secure-boot") && doc.attr(*x, "enabled") == Some("yes")
-        })
+        doc.children_named(f, "feature")
+            .find(|x| doc.attr(*x, "name") == Some("secure-boot") && doc.attr(*x, "enabled") == Some("yes"))
     });
     let secure_loader = loader.filter(|l| doc.attr(*l, "secure") == Some("yes"));
 
@@ -111,25 +109,15 @@ fn firmware(cx: &mut Cx, os: El) {
             "UEFI secure boot cannot be enforced by Xen (libvirt rejects it: \"Secure boot is not supported on Xen\")",
         );
         if secure_ok {
-            cx.accepted(
-                path.clone(),
-                Loss::SecureBoot,
-                "secure boot is switched off: the guest boots unsigned code",
-            );
+            cx.accepted(path.clone(), Loss::SecureBoot, "secure boot is switched off: the guest boots unsigned code");
         }
     }
     let ovmf = cx.policy.ovmf_path.clone();
-    let why_path =
-        "Xen's OVMF build (policy ovmf_path); KVM's split OVMF_CODE images are not Xen builds";
+    let why_path = "Xen's OVMF build (policy ovmf_path); KVM's split OVMF_CODE images are not Xen builds";
     match loader {
         Some(l) => {
             cx.set_attr(l, "type", "pflash", "UEFI firmware is loaded as pflash");
-            cx.set_attr(
-                l,
-                "readonly",
-                "yes",
-                "the firmware image is shared and read-only",
-            );
+            cx.set_attr(l, "readonly", "yes", "the firmware image is shared and read-only");
             if secure_loader.is_some() && secure_ok {
                 cx.set_attr(l, "secure", "no", "libvirt rejects secure boot on Xen");
             }
@@ -142,9 +130,7 @@ fn firmware(cx: &mut Cx, os: El) {
                 Some(t) => At::After(t),
                 None => At::First,
             };
-            let mut new = NewEl::new("loader")
-                .attr("readonly", "yes")
-                .attr("type", "pflash");
+            let mut new = NewEl::new("loader").attr("readonly", "yes").attr("type", "pflash");
             if secure_feature.is_some() && secure_ok {
                 new = new.attr("secure", "no");
             }
@@ -152,11 +138,7 @@ fn firmware(cx: &mut Cx, os: El) {
         }
     }
     if efi_attr {
-        cx.remove_attr(
-            os,
-            "firmware",
-            "is replaced by an explicit Xen OVMF <loader>",
-        );
+        cx.remove_attr(os, "firmware", "is replaced by an explicit Xen OVMF <loader>");
     }
     if let Some(f) = firmware_el {
         if secure_feature.is_none() || secure_ok {

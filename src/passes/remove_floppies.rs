@@ -29,19 +29,10 @@ fn run(cx: &mut Cx) {
         match media {
             None => cx.remove(f, "empty floppy drive: libxl cannot attach floppies"),
             Some(m) => {
-                let what = format!(
-                    "floppy with media '{m}' (oVirt's sysprep payload) cannot be attached by libxl"
-                );
+                let what = format!("floppy with media '{m}' (oVirt's sysprep payload) cannot be attached by libxl");
                 if cx.loss(path.clone(), Loss::FloppyMedia, what) {
-                    cx.remove(
-                        f,
-                        format!("floppy with media '{m}': libxl cannot attach floppies"),
-                    );
-                    cx.accepted(
-                        path,
-                        Loss::FloppyMedia,
-                        "Windows sysprep (unattended setup) will not run",
-                    );
+                    cx.remove(f, format!("floppy with media '{m}': libxl cannot attach floppies"));
+                    cx.accepted(path, Loss::FloppyMedia, "Windows sysprep (unattended setup) will not run");
                 }
             }
         }

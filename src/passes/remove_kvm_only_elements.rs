@@ -15,16 +15,8 @@ pub const PASS: Pass = Pass {
 
 pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
 
-const IGNORED: &[&str] = &[
-    "iothreads",
-    "iothreadids",
-    "defaultiothread",
-    "blkiotune",
-    "resource",
-    "perf",
-    "keywrap",
-    "throttlegroups",
-];
+const IGNORED: &[&str] =
+    &["iothreads", "iothreadids", "defaultiothread", "blkiotune", "resource", "perf", "keywrap", "throttlegroups"];
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
@@ -37,11 +29,7 @@ fn run(cx: &mut Cx) {
                 .into_iter()
                 .filter_map(|a| cx.doc().attr(a, "value").map(|v| v.to_string()))
                 .collect();
-            let dropped = if args.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", args.join(" "))
-            };
+            let dropped = if args.is_empty() { String::new() } else { format!(" ({})", args.join(" ")) };
             cx.remove_warn(
                 c,
                 format!("<{name}>: QEMU-specific, libxl does not read it"),
@@ -56,10 +44,7 @@ fn run(cx: &mut Cx) {
             for k in kids {
                 let kn = cx.doc().qname(k).to_string();
                 if kn != "shares" && kn != "vcpupin" {
-                    cx.remove(
-                        k,
-                        format!("<{kn}>: libxl applies only <shares> and <vcpupin>"),
-                    );
+                    cx.remove(k, format!("<{kn}>: libxl applies only <shares> and <vcpupin>"));
                 }
             }
         } else if name == "seclabel" && cx.doc().attr(c, "type") == Some("dynamic") {
@@ -68,7 +53,10 @@ fn run(cx: &mut Cx) {
                 cx.warn(cx.doc().path(c), "Xen does not confine the device model with sVirt labels: the SELinux label is kept but not applied");
             }
         } else if name == "launchSecurity" {
-            cx.refuse(cx.doc().path(c), "<launchSecurity> (SEV/TDX memory encryption): libxl cannot run confidential guests");
+            cx.refuse(
+                cx.doc().path(c),
+                "<launchSecurity> (SEV/TDX memory encryption): libxl cannot run confidential guests",
+            );
         }
     }
 }

@@ -17,12 +17,8 @@ pub const PASS: Pass = Pass {
     run,
 };
 
-const AGENTS: &[&str] = &[
-    "org.qemu.guest_agent.0",
-    "ovirt-guest-agent.0",
-    "com.redhat.rhevm.vdsm",
-    "org.ovirt.hosted-engine-setup.0",
-];
+const AGENTS: &[&str] =
+    &["org.qemu.guest_agent.0", "ovirt-guest-agent.0", "com.redhat.rhevm.vdsm", "org.ovirt.hosted-engine-setup.0"];
 
 /// Character device sources libxl cannot open ("unsupported chardev").
 const UNOPENABLE: &[&str] = &["spiceport", "spicevmc", "dbus", "qemu-vdagent", "nmdm"];
@@ -40,12 +36,12 @@ fn run(cx: &mut Cx) {
         }
         let src = cx.doc().attr(dev, "type").unwrap_or("pty").to_string();
         let target = cx.doc().child(dev, "target");
-        let ttype = target
-            .and_then(|t| cx.doc().attr(t, "type"))
-            .unwrap_or("")
-            .to_string();
+        let ttype = target.and_then(|t| cx.doc().attr(t, "type")).unwrap_or("").to_string();
         if name == "channel" && src == "spicevmc" {
-            cx.remove(dev, "SPICE agent channel (spicevmc): libxl gives a kept SPICE console its agent through <clipboard>");
+            cx.remove(
+                dev,
+                "SPICE agent channel (spicevmc): libxl gives a kept SPICE console its agent through <clipboard>",
+            );
         } else if UNOPENABLE.contains(&src.as_str()) {
             cx.remove_warn(
                 dev,
@@ -92,13 +88,14 @@ fn channel(cx: &mut Cx, dev: El, target: Option<El>, ttype: &str, src: &str) {
                     format!("Vdsm cannot talk to the agent on '{name}'"),
                 );
             } else {
-                cx.set_attr(t, "type", "xen", "a Xen PV channel on the same host socket; the guest agent must use the Xen PV console device");
-                cx.remove_attr(t, "state", "is reported by qemu for virtio channels only");
-                cx.remove_children(
-                    dev,
-                    &["address"],
-                    "(virtio-serial port): Xen channels have none",
+                cx.set_attr(
+                    t,
+                    "type",
+                    "xen",
+                    "a Xen PV channel on the same host socket; the guest agent must use the Xen PV console device",
                 );
+                cx.remove_attr(t, "state", "is reported by qemu for virtio channels only");
+                cx.remove_children(dev, &["address"], "(virtio-serial port): Xen channels have none");
             }
         }
         _ => {
@@ -120,15 +117,8 @@ fn tls_warning(cx: &mut Cx, dev: El) {
     if cx.doc().attr(dev, "type") != Some("tcp") {
         return;
     }
-    if let Some(s) = cx
-        .doc()
-        .child(dev, "source")
-        .filter(|s| cx.doc().attr(*s, "tls") == Some("yes"))
-    {
-        cx.warn(
-            cx.doc().attr_path(s, "tls"),
-            "libxl ignores TLS on TCP character devices: the stream is unencrypted",
-        );
+    if let Some(s) = cx.doc().child(dev, "source").filter(|s| cx.doc().attr(*s, "tls") == Some("yes")) {
+        cx.warn(cx.doc().attr_path(s, "tls"), "libxl ignores TLS on TCP character devices: the stream is unencrypted");
     }
 }
 
@@ -141,30 +131,17 @@ fn pvh_console(cx: &mut Cx) {
     let mut has_pv_console = false;
     for dev in cx.devices() {
         let name = cx.doc().qname(dev).to_string();
-        let target_type = cx
-            .doc()
-            .child(dev, "target")
-            .and_then(|t| cx.doc().attr(t, "type"))
-            .map(str::to_string);
+        let target_type = cx.doc().child(dev, "target").and_then(|t| cx.doc().attr(t, "type")).map(str::to_string);
         let pv = name == "console" && target_type.as_deref() == Some("xen") && !has_pv_console;
         if pv {
             has_pv_console = true;
         } else if name == "serial" || name == "console" {
-            cx.remove(
-                dev,
-                format!("<{name}>: a PVH guest has only the Xen PV console"),
-            );
+            cx.remove(dev, format!("<{name}>: a PVH guest has only the Xen PV console"));
         }
     }
     if !has_pv_console {
-        let console = NewEl::new("console")
-            .attr("type", "pty")
-            .child(NewEl::new("target").attr("type", "xen").attr("port", "0"));
-        cx.add(
-            devices,
-            At::Last,
-            console,
-            "the Xen PV console of a PVH guest",
-        );
+        let console =
+            NewEl::new("console").attr("type", "pty").child(NewEl::new("target").attr("type", "xen").attr("port", "0"));
+        cx.add(devices, At::Last, console, "the Xen PV console of a PVH guest");
     }
 }

@@ -11,16 +11,12 @@ use crate::doc::{Document, El};
 /// The prefix and 0-based index of a disk name: `xvdb` → (`xvd`, 1),
 /// `sdaa` → (`sd`, 26). Letters count like a spreadsheet's columns.
 pub fn split(dev: &str) -> Option<(&str, u32)> {
-    let prefix = ["xvd", "hd", "sd", "vd", "fd"]
-        .into_iter()
-        .find(|p| dev.starts_with(p))?;
+    let prefix = ["xvd", "hd", "sd", "vd", "fd"].into_iter().find(|p| dev.starts_with(p))?;
     let letters = &dev[prefix.len()..];
     if letters.is_empty() || letters.len() > 4 || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
         return None;
     }
-    let n = letters
-        .bytes()
-        .fold(0u32, |acc, b| acc * 26 + u32::from(b - b'a') + 1);
+    let n = letters.bytes().fold(0u32, |acc, b| acc * 26 + u32::from(b - b'a') + 1);
     Some((prefix, n - 1))
 }
 
@@ -38,15 +34,11 @@ pub fn xvd(index: u32) -> String {
 }
 
 fn target_dev(doc: &Document, disk: El) -> Option<String> {
-    doc.child(disk, "target")
-        .and_then(|t| doc.attr(t, "dev"))
-        .map(str::to_string)
+    doc.child(disk, "target").and_then(|t| doc.attr(t, "dev")).map(str::to_string)
 }
 
 fn target_bus(doc: &Document, disk: El) -> Option<String> {
-    doc.child(disk, "target")
-        .and_then(|t| doc.attr(t, "bus"))
-        .map(str::to_string)
+    doc.child(disk, "target").and_then(|t| doc.attr(t, "bus")).map(str::to_string)
 }
 
 pub fn device_kind<'d>(doc: &'d Document, disk: El) -> &'d str {
@@ -65,9 +57,7 @@ pub fn is_cdrom(doc: &Document, disk: El) -> bool {
 /// Does the drive (a CD-ROM) have media?
 pub fn has_media(doc: &Document, drive: El) -> bool {
     doc.child(drive, "source").is_some_and(|s| {
-        ["file", "dev", "name", "volume"]
-            .iter()
-            .any(|a| doc.attr(s, a).is_some_and(|v| !v.is_empty()))
+        ["file", "dev", "name", "volume"].iter().any(|a| doc.attr(s, a).is_some_and(|v| !v.is_empty()))
     })
 }
 

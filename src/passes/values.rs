@@ -58,10 +58,7 @@ mod tests {
 
     #[test]
     fn cpusets() {
-        assert_eq!(
-            cpuset("0-3,^2,8", 100),
-            Some([0, 1, 3, 8].into_iter().collect())
-        );
+        assert_eq!(cpuset("0-3,^2,8", 100), Some([0, 1, 3, 8].into_iter().collect()));
         assert_eq!(cpuset("0,1", 100), Some([0, 1].into_iter().collect()));
         assert_eq!(cpuset("3-1", 100), None);
         assert_eq!(cpuset("0-5000000", 4096), None);

@@ -9,8 +9,7 @@ use super::{Cx, Pass};
 
 pub const PASS: Pass = Pass {
     name: "vcpus-to-xen",
-    summary:
-        "clamp the maximum vCPUs to max_vcpus (128), drop pins beyond it and the ignored cpuset",
+    summary: "clamp the maximum vCPUs to max_vcpus (128), drop pins beyond it and the ignored cpuset",
     run,
 };
 
@@ -33,48 +32,30 @@ fn run(cx: &mut Cx) {
     }
     if let Some(cur) = cx.doc().attr(vcpu, "current") {
         if cur.trim().parse::<u32>().is_ok_and(|c| c > current) {
-            cx.set_attr(
-                vcpu,
-                "current",
-                &current.to_string(),
-                "the current vCPUs cannot exceed the maximum",
-            );
+            cx.set_attr(vcpu, "current", &current.to_string(), "the current vCPUs cannot exceed the maximum");
         }
     }
     if cx.doc().attr(vcpu, "cpuset").is_some() {
         let path = cx.doc().attr_path(vcpu, "cpuset");
         cx.remove_attr(vcpu, "cpuset", "is ignored by libxl");
-        cx.warn(path, "the vCPUs are no longer confined to that host CPU set; pin them with <cputune><vcpupin> instead");
+        cx.warn(
+            path,
+            "the vCPUs are no longer confined to that host CPU set; pin them with <cputune><vcpupin> instead",
+        );
     }
     if let Some(cputune) = cx.doc().child(domain, "cputune") {
         let pins: Vec<_> = cx.doc().children_named(cputune, "vcpupin").collect();
         for pin in pins {
-            if cx
-                .doc()
-                .attr(pin, "vcpu")
-                .and_then(|v| v.parse::<u32>().ok())
-                .is_some_and(|v| v >= max)
-            {
-                cx.remove(
-                    pin,
-                    format!("pins a vCPU beyond the {max} the guest now has"),
-                );
+            if cx.doc().attr(pin, "vcpu").and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v >= max) {
+                cx.remove(pin, format!("pins a vCPU beyond the {max} the guest now has"));
             }
         }
     }
     if let Some(vcpus) = cx.doc().child(domain, "vcpus") {
         let entries: Vec<_> = cx.doc().children_named(vcpus, "vcpu").collect();
         for v in entries {
-            if cx
-                .doc()
-                .attr(v, "id")
-                .and_then(|i| i.parse::<u32>().ok())
-                .is_some_and(|i| i >= max)
-            {
-                cx.remove(
-                    v,
-                    format!("describes a vCPU beyond the {max} the guest now has"),
-                );
+            if cx.doc().attr(v, "id").and_then(|i| i.parse::<u32>().ok()).is_some_and(|i| i >= max) {
+                cx.remove(v, format!("describes a vCPU beyond the {max} the guest now has"));
             }
         }
     }

@@ -30,10 +30,7 @@ fn run(cx: &mut Cx) {
             continue;
         };
         let ty = cx.doc().attr(model, "type").unwrap_or("cirrus").to_string();
-        let spice = cx
-            .devices_named("graphics")
-            .into_iter()
-            .any(|g| cx.doc().attr(g, "type") == Some("spice"));
+        let spice = cx.devices_named("graphics").into_iter().any(|g| cx.doc().attr(g, "type") == Some("spice"));
         let new_ty = match ty.as_str() {
             "qxl" if spice => "qxl",
             "vga" | "cirrus" | "xen" => ty.as_str(),
@@ -52,27 +49,17 @@ fn run(cx: &mut Cx) {
             "cirrus" => 8192,
             _ => 16384,
         };
-        let vram = cx
-            .doc()
-            .attr(model, "vram")
-            .and_then(|v| v.parse::<u64>().ok());
+        let vram = cx.doc().attr(model, "vram").and_then(|v| v.parse::<u64>().ok());
         // A new model starts from its minimum: the old card's size means nothing to it.
         if new_ty != ty || vram.is_some_and(|v| v < min) {
             cx.set_attr(
                 model,
                 "vram",
                 &min.to_string(),
-                &format!(
-                    "libxl requires at least {} MiB of video RAM for {new_ty}",
-                    min / 1024
-                ),
+                &format!("libxl requires at least {} MiB of video RAM for {new_ty}", min / 1024),
             );
         }
-        cx.remove_attrs(
-            model,
-            &["ram", "vgamem", "heads", "vram64"],
-            "is ignored by libxl",
-        );
+        cx.remove_attrs(model, &["ram", "vgamem", "heads", "vram64"], "is ignored by libxl");
         cx.remove_children(model, &["acceleration"], "is ignored by libxl");
         cx.remove_children(v, &["address"], "is ignored by libxl");
     }
