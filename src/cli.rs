@@ -116,9 +116,7 @@ impl PipelineArgs {
     pub fn policy(&self) -> Result<Policy> {
         let mut policy = Policy::default();
         if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the policy file {}", path.display()))?;
-            policy.apply_toml(&text, &path.display().to_string())?;
+            policy.apply_file(path, true)?;
         }
         if !self.accept.is_empty() {
             let ids: Vec<&str> = self.accept.iter().map(|l| l.id()).collect();

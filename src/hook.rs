@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use xenify::error::DEFAULT_SIZE_LIMIT;
 use xenify::report::{Hint, Outcome};
+use xenify::policy::{PolicyError, Raw, Source, DEFAULT_CONFIG};
 use xenify::{NoHost, Pass, Policy, ALL};
 
 use crate::files;
@@ -20,15 +21,44 @@ use crate::job::Job;
 /// The variable in which Vdsm names the XML file.
 pub const DOMXML_VAR: &str = "_hook_domxml";
 
-/// Where the policy file lives on a host.
-pub const DEFAULT_CONFIG: &str = "/etc/xenify/xenify.toml";
+/// Names another policy file than the default.
+pub const CONFIG_VAR: &str = "XENIFY_CONFIG";
+
+/// The prefix of per-VM settings: Vdsm exports each VM custom property as
+/// an environment variable named exactly like the property.
+pub const PROPERTY_PREFIX: &str = "xenify_";
 
 /// Success and failure as Vdsm reads them.
 const OK: u8 = 0;
 const FAIL: u8 = 2;
 
+/// The policy file (`$XENIFY_CONFIG`, else the default if it exists), then
+/// the VM's custom properties `xenify_<key>`.
+fn policy() -> Result<Policy, PolicyError> {
+    let mut policy = Policy::default();
+    match std::env::var_os(CONFIG_VAR) {
+        Some(p) => policy.apply_file(&PathBuf::from(p), true)?,
+        None => policy.apply_file(&PathBuf::from(DEFAULT_CONFIG), false)?,
+    }
+    let mut props: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+        .filter(|(k, _)| k.starts_with(PROPERTY_PREFIX))
+        .collect();
+    props.sort();
+    for (name, value) in props {
+        let key = name[PROPERTY_PREFIX.len()..].to_string();
+        let source = Source::Property { name };
+        let Some(value) = value.to_str() else {
+            return Err(PolicyError { key, source, message: "the value is not UTF-8".into() });
+        };
+        policy.set(&key, Raw::Str(value.to_string()), source)?;
+    }
+    Ok(policy)
+}
+
 pub fn run() -> Result<u8> {
-    let hint = Hint::Hook { config: DEFAULT_CONFIG.to_string() };
+    let config = std::env::var(CONFIG_VAR).unwrap_or_else(|_| DEFAULT_CONFIG.to_string());
+    let hint = Hint::Hook { config };
     let path = match std::env::var_os(DOMXML_VAR) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
@@ -40,10 +70,12 @@ pub fn run() -> Result<u8> {
     };
     let label = path.display().to_string();
     crate::set_current_input(&label);
-    let job = match files::read_file(&path, DEFAULT_SIZE_LIMIT) {
-        Ok(bytes) => {
+    let job = match (files::read_file(&path, DEFAULT_SIZE_LIMIT), policy()) {
+        (Err(e), _) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
+        (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
+        (Ok(bytes), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
-            let job = Job::run(&label, &bytes, &passes, &Policy::default(), &NoHost);
+            let job = Job::run(&label, &bytes, &passes, &policy, &NoHost);
             match job.output() {
                 Some(out) if out.as_bytes() != bytes.as_slice() => match files::replace(&path, out.as_bytes()) {
                     Ok(()) => job,
@@ -52,7 +84,6 @@ pub fn run() -> Result<u8> {
                 _ => job,
             }
         }
-        Err(e) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
     };
     let _ = std::io::stderr().write_all(job.report().text(&hint).as_bytes());
     Ok(if job.outcome == Outcome::Converted { OK } else { FAIL })

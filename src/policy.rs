@@ -160,6 +160,9 @@ impl Policy {
     }
 }
 
+/// Where the hook looks for the policy file.
+pub const DEFAULT_CONFIG: &str = "/etc/xenify/xenify.toml";
+
 /// A key of the policy file, as documented in the shipped default file and
 /// the man page; [`KEYS`] drives both and the parser.
 pub struct Key {
@@ -198,6 +201,7 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Source::File { path, line: 0 } => write!(f, "{path}"),
             Source::File { path, line } => write!(f, "{path} line {line}"),
             Source::Property { name } => write!(f, "VM custom property {name}"),
             Source::Flag { name } => write!(f, "command-line flag {name}"),
@@ -323,6 +327,21 @@ impl Policy {
         }
         self.sources.insert(k.name, source);
         Ok(())
+    }
+
+    /// Reads the policy file at `path`. A missing file is no error unless
+    /// `required` (a path the administrator named rather than the default).
+    pub fn apply_file(&mut self, path: &std::path::Path, required: bool) -> Result<(), PolicyError> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => self.apply_toml(&text, &name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(()),
+            Err(e) => Err(PolicyError {
+                key: String::new(),
+                source: Source::File { path: name, line: 0 },
+                message: format!("cannot read it: {e}"),
+            }),
+        }
     }
 
     /// Takes every setting of a TOML policy file; `path` names it in errors.

@@ -2,8 +2,14 @@
 //! (model, features, topology), so they go; host-passthrough is kept with a
 //! topology that matches the vCPU count, which libvirt checks. Vdsm writes a
 //! one-cell `<numa>` for every VM, meaningless as vNUMA and refused by libxl
-//! beside populate-on-demand memory or PCI passthrough, so it goes too;
-//! several cells stay only when libxl can build them.
+//! beside populate-on-demand memory or PCI passthrough, so it goes too.
+//!
+//! Several cells stay only beside a host-passthrough CPU, and only when
+//! libxl can build them (every vCPU in exactly one cell, cell memory summing
+//! to `<memory>`). A custom-mode `<cpu>` kept for its cells alone makes
+//! libvirt 9.0 warn that it ignores the CPU, so there the cells go with the
+//! CPU, with a warning. (On a host with fewer NUMA nodes than cells libvirt
+//! warns too and places every cell on node 0; the guest still runs.)
 //!
 //! `<cpu match='exact'><model>Haswell</model><numa><cell cpus='0-1' …/></numa></cpu>` → (removed)
 
@@ -19,43 +25,26 @@ pub const PASS: Pass = Pass {
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
-    let Some(cpu) = cx.doc().child(domain, "cpu") else {
-        return;
-    };
+    let Some(cpu) = cx.doc().child(domain, "cpu") else { return };
     let (max, _) = cx.vcpus().unwrap_or((1, 1));
-    let keep_numa = match cx.doc().child(cpu, "numa") {
-        Some(numa) => numa_fits(cx, domain, numa, max),
-        None => false,
-    };
     let mode = cx.doc().attr(cpu, "mode").unwrap_or("custom").to_string();
     if mode == "host-passthrough" {
+        let keep_numa = cx.doc().child(cpu, "numa").is_some_and(|numa| numa_fits(cx, domain, numa, max));
         drop_numa_unless(cx, cpu, keep_numa);
         fit_topology(cx, cpu, max);
         return;
     }
-    if !keep_numa {
-        let model = cx.doc().child(cpu, "model").and_then(|m| cx.doc().text(m)).unwrap_or("").trim().to_string();
-        let what =
-            if model.is_empty() { format!("CPU mode '{mode}'") } else { format!("CPU mode '{mode}' (model {model})") };
-        let numa = cx.doc().child(cpu, "numa");
-        let cells = numa.map_or(0, |n| cx.doc().children_named(n, "cell").count());
-        cx.remove(cpu, format!("{what}: libxl ignores model, features and topology"));
-        if cells > 1 {
-            cx.warn(
-                cx.doc().path(numa.unwrap_or(cpu)),
-                format!("the {cells} NUMA cells do not fit the {max} vCPUs and the memory exactly, which libxl requires; the guest sees one node"),
-            );
-        }
-        return;
-    }
-    // Several consistent cells: keep <cpu> for its <numa> alone.
-    for a in ["mode", "match", "check"] {
-        cx.remove_attr(cpu, a, "belongs to a CPU model that libxl ignores");
-    }
-    let kids: Vec<El> = cx.doc().children(cpu).filter(|c| !cx.doc().is(*c, "numa")).collect();
-    for k in kids {
-        let name = cx.doc().qname(k).to_string();
-        cx.remove(k, format!("<{name}>: libxl ignores CPU models, features and topology"));
+    // libvirt ignores the whole CPU definition in these modes ("Ignoring CPU
+    // with mode=custom"), so vNUMA cells would be kept only beside a CPU
+    // definition that libvirt warns about: the cells go with it.
+    let model = cx.doc().child(cpu, "model").and_then(|m| cx.doc().text(m)).unwrap_or("").trim().to_string();
+    let what = if model.is_empty() { format!("CPU mode '{mode}'") } else { format!("CPU mode '{mode}' (model {model})") };
+    let numa = cx.doc().child(cpu, "numa");
+    let cells = numa.map_or(0, |n| cx.doc().children_named(n, "cell").count());
+    let numa_path = numa.map(|n| cx.doc().path(n));
+    cx.remove(cpu, format!("{what}: libxl ignores model, features and topology"));
+    if let (true, Some(path)) = (cells > 1, numa_path) {
+        cx.warn(path, format!("the guest's {cells} NUMA nodes are dropped with the CPU definition: it sees one node"));
     }
 }
 

@@ -1,0 +1,39 @@
+# xenify: the commands the README names. `make test` is what CI runs first,
+# `make interop` second (.ci/run).
+
+CARGO   ?= cargo
+# The read-only references and oracles beside the project.
+SHARED  ?= $(firstword $(wildcard ../shared /work/shared))
+ORACLE  := $(SHARED)/oracles/check-domain
+ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm
+INTEROP := target/interop
+DEMO    := fixtures/domains/hostedengine-lease.xml
+
+.PHONY: all build test interop demo clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Unit, snapshot, CLI and hook tests. With CI=true insta never writes snapshots.
+test:
+	$(CARGO) test --locked
+
+# Every fixture domain, converted with every loss id accepted, must pass
+# libvirt's libxl driver and Xen's xl (the oracles in $(SHARED)/oracles).
+interop: build
+	@test -x "$(ORACLE)" || { echo "interop: no oracle at $(ORACLE) (set SHARED=...)" >&2; exit 2; }
+	@rm -rf $(INTEROP) && mkdir -p $(INTEROP)/hvm
+	@for f in fixtures/domains/*.xml; do \
+	    target/release/xenify convert "$$f" --accept $(ALL_LOSSES) -o $(INTEROP)/hvm/$$(basename "$$f") 2>$(INTEROP)/hvm/$$(basename "$$f" .xml).report \
+	    || { echo "interop: xenify did not convert $$f:" >&2; cat $(INTEROP)/hvm/$$(basename "$$f" .xml).report >&2; exit 1; }; \
+	done
+	$(ORACLE) $(INTEROP)/hvm/*.xml
+
+# Convert a bundled oVirt domain and show what changed.
+demo: build
+	target/release/xenify convert $(DEMO) --accept nwfilter,graphics-security --diff
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,180 @@
+//! Helpers shared by the integration tests: the one place that runs the
+//! library on a fixture, and an independent check that nothing disappears
+//! from a document without a finding.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use xenify::policy::Policy;
+use xenify::report::{Hint, Outcome, Report};
+use xenify::{Conversion, Finding, Kind, NoHost, Pass};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The policy of a fixture: its sibling `<case>.toml`, if any.
+pub fn policy_for(fixture: &Path) -> Policy {
+    let mut policy = Policy::default();
+    let toml = fixture.with_extension("toml");
+    if let Ok(text) = std::fs::read_to_string(&toml) {
+        policy.apply_toml(&text, &toml.display().to_string()).expect("fixture policy");
+    }
+    policy
+}
+
+/// The path of a fixture relative to the project, for stable snapshots.
+pub fn label(path: &Path) -> String {
+    path.strip_prefix(root()).unwrap_or(path).display().to_string()
+}
+
+/// Runs `passes` over `text` and checks what must hold for every input:
+/// the report explains every element and attribute that is gone, and the
+/// output run through the same passes again changes nothing.
+pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Conversion {
+    let c = xenify::convert(text, passes, policy, &NoHost).unwrap_or_else(|e| panic!("{label}: {e}"));
+    if let Some(out) = &c.output {
+        let missing = unexplained_losses(text, out, &c.findings);
+        assert!(missing.is_empty(), "{label}: gone without a finding: {missing:#?}");
+        let again = xenify::convert(out, passes, policy, &NoHost).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
+        assert_eq!(again.output.as_deref(), Some(out.as_str()), "{label}: a second run changed the output");
+        let edits: Vec<&Finding> = again.findings.iter().filter(|f| f.kind.is_edit()).collect();
+        assert!(edits.is_empty(), "{label}: a second run reported edits: {edits:#?}");
+    }
+    c
+}
+
+/// The snapshot text of a run: the report, then the unified diff.
+pub fn snapshot(label: &str, text: &str, c: &Conversion) -> String {
+    let report = Report {
+        input: label,
+        subject: Some(&c.subject),
+        outcome: if c.refused() { Outcome::Refused } else { Outcome::Converted },
+        findings: &c.findings,
+        error: None,
+    };
+    let mut s = report.text(&Hint::Cli);
+    if let Some(out) = &c.output {
+        let diff = xenify::diff::unified(text, out, "input", "output");
+        s.push('\n');
+        s.push_str(if diff.is_empty() { "(no change)\n" } else { &diff });
+    }
+    s
+}
+
+// ----- the loss check -----
+
+/// An element as the check sees it: name, attributes, text, children.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    attrs: Vec<(String, String)>,
+    text: String,
+    children: Vec<Node>,
+}
+
+fn tree(text: &str) -> Node {
+    let doc = roxmltree::Document::parse(text.trim_start_matches('\u{feff}')).expect("well-formed");
+    fn build(n: roxmltree::Node) -> Node {
+        let name = match n.tag_name().namespace().and_then(|ns| n.lookup_prefix(ns)) {
+            Some(p) if !p.is_empty() => format!("{p}:{}", n.tag_name().name()),
+            _ => n.tag_name().name().to_string(),
+        };
+        let attrs = n.attributes().map(|a| (qualified(&n, a), a.value().to_string())).collect();
+        let text = n.children().filter(|c| c.is_text()).map(|c| c.text().unwrap_or("")).collect::<String>();
+        let children = n.children().filter(|c| c.is_element()).map(build).collect();
+        Node { name, attrs, text: text.trim().to_string(), children }
+    }
+    build(doc.root_element())
+}
+
+fn qualified(n: &roxmltree::Node, a: roxmltree::Attribute) -> String {
+    match a.namespace().and_then(|ns| n.lookup_prefix(ns)) {
+        Some(p) if !p.is_empty() => format!("{p}:{}", a.name()),
+        _ => a.name().to_string(),
+    }
+}
+
+/// Every element's signature in a subtree, for similarity.
+fn signatures(n: &Node, out: &mut HashMap<String, usize>) {
+    let mut attrs = n.attrs.clone();
+    attrs.sort();
+    *out.entry(format!("{}{:?}{}", n.name, attrs, n.text)).or_default() += 1;
+    for c in &n.children {
+        signatures(c, out);
+    }
+}
+
+fn similarity(a: &Node, b: &Node) -> usize {
+    let (mut sa, mut sb) = (HashMap::new(), HashMap::new());
+    signatures(a, &mut sa);
+    signatures(b, &mut sb);
+    1 + sa.iter().map(|(k, v)| (*v).min(*sb.get(k).unwrap_or(&0))).sum::<usize>()
+        + a.attrs.iter().filter(|x| b.attrs.contains(x)).count()
+}
+
+/// Aligns two child lists in order, pairing same-name elements so that the
+/// total similarity is largest. Returns, per child of `a`, its partner in `b`.
+fn align(a: &[Node], b: &[Node]) -> Vec<Option<usize>> {
+    let (n, m) = (a.len(), b.len());
+    let mut best = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            let mut v = best[i + 1][j].max(best[i][j + 1]);
+            if a[i].name == b[j].name {
+                v = v.max(similarity(&a[i], &b[j]) + best[i + 1][j + 1]);
+            }
+            best[i][j] = v;
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut pairs = vec![None; n];
+    while i < n && j < m {
+        if a[i].name == b[j].name && best[i][j] == similarity(&a[i], &b[j]) + best[i + 1][j + 1] {
+            pairs[i] = Some(j);
+            i += 1;
+            j += 1;
+        } else if best[i][j] == best[i + 1][j] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    pairs
+}
+
+/// The input paths of elements and attributes that are not in the output
+/// and that no finding explains (at the same path, or by a removed ancestor).
+pub fn unexplained_losses(input: &str, output: &str, findings: &[Finding]) -> Vec<String> {
+    let (a, b) = (tree(input), tree(output));
+    let mut gone = Vec::new();
+    let root = format!("/{}", a.name);
+    walk(&a, &b, &root, &mut gone);
+    gone.retain(|p| {
+        !findings.iter().any(|f| {
+            f.path == *p || (f.kind == Kind::Removed && p.starts_with(&format!("{}/", f.path)))
+        })
+    });
+    gone
+}
+
+fn walk(a: &Node, b: &Node, path: &str, gone: &mut Vec<String>) {
+    for (k, _) in &a.attrs {
+        if !b.attrs.iter().any(|(kb, _)| kb == k) {
+            gone.push(format!("{path}/@{k}"));
+        }
+    }
+    let pairs = align(&a.children, &b.children);
+    for (i, c) in a.children.iter().enumerate() {
+        let same = a.children.iter().filter(|s| s.name == c.name).count();
+        let index = a.children[..=i].iter().filter(|s| s.name == c.name).count();
+        let seg = if same > 1 || a.name == "devices" { format!("{}[{index}]", c.name) } else { c.name.clone() };
+        let p = format!("{path}/{seg}");
+        match pairs[i] {
+            Some(j) => walk(c, &b.children[j], &p, gone),
+            None => gone.push(p),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Snapshot tests over the fixtures: each pass alone on its folder of
+//! fixtures/passes, and the whole pipeline on fixtures/domains. A snapshot
+//! holds the report and a unified diff of input to output.
+
+mod common;
+
+use std::path::Path;
+
+use common::{check, label, policy_for, snapshot};
+use xenify::policy::Policy;
+use xenify::{Pass, ALL};
+
+fn pass_of(path: &Path) -> &'static Pass {
+    let name = path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+    xenify::passes::find(name).unwrap_or_else(|| panic!("fixtures/passes/{name} is not a pass"))
+}
+
+#[test]
+fn passes() {
+    insta::glob!("../fixtures", "passes/*/*.xml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let label = label(path);
+        let c = check(&label, &text, &[pass_of(path)], &policy_for(path));
+        insta::assert_snapshot!(snapshot(&label, &text, &c));
+    });
+}
+
+#[test]
+fn domains_accepting_every_loss() {
+    let all: Vec<&Pass> = ALL.iter().collect();
+    insta::glob!("../fixtures", "domains/*.xml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let label = label(path);
+        let c = check(&label, &text, &all, &Policy::accepting_all());
+        assert!(!c.refused(), "{label} is refused although every loss is accepted:\n{}", snapshot(&label, &text, &c));
+        insta::assert_snapshot!(snapshot(&label, &text, &c));
+    });
+}
+
+#[test]
+fn domains_under_the_default_policy() {
+    let all: Vec<&Pass> = ALL.iter().collect();
+    insta::glob!("../fixtures", "domains/*.xml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let label = label(path);
+        let c = check(&label, &text, &all, &Policy::default());
+        // The default policy differs only in the losses it refuses: the
+        // snapshot is the report, which lists them.
+        let mut report = snapshot(&label, &text, &c);
+        if let Some(i) = report.find("\n--- input") {
+            report.truncate(i + 1);
+        }
+        insta::assert_snapshot!(report);
+    });
+}
+
+#[test]
+fn every_pass_has_fixtures_and_a_case_that_changes_nothing() {
+    let dir = common::root().join("fixtures/passes");
+    let mut folders: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    let mut names: Vec<String> = ALL.iter().map(|p| p.name.to_string()).collect();
+    names.sort();
+    assert_eq!(folders, names, "fixtures/passes must have one folder per pass of passes::ALL");
+    for pass in ALL {
+        let cases: Vec<_> = std::fs::read_dir(dir.join(pass.name))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+            .collect();
+        assert!(cases.len() >= 2, "{}: fewer than two cases", pass.name);
+        let unchanged = cases.iter().any(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            let c = xenify::convert(&text, &[pass], &policy_for(p), &xenify::NoHost).unwrap();
+            c.output.as_deref() == Some(text.as_str())
+        });
+        assert!(unchanged, "{}: no case where nothing may change", pass.name);
+    }
+}
+
+#[test]
+fn every_fixture_round_trips_byte_for_byte() {
+    insta::glob!("../fixtures", "**/*.xml", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let doc = xenify::Document::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", label(path)));
+        assert_eq!(doc.to_string(), text, "{}", label(path));
+    });
+}

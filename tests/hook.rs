@@ -1,0 +1,181 @@
+//! The Vdsm hook: the file `_hook_domxml` names is replaced only on success;
+//! on a refusal or any error it is byte-identical to what Vdsm wrote, the
+//! exit code is 2 and stderr says why in its first line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xenify-hook-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the binary as Vdsm does: no arguments, the variable set, plus the
+/// VM custom properties `props`. The policy file is an empty one of the
+/// test's own, so the machine's /etc/xenify does not matter.
+fn hook_with(domxml: &Path, args: &[&str], props: &[(&str, &str)]) -> Output {
+    let empty = domxml.with_file_name("empty.toml");
+    if !empty.exists() {
+        std::fs::write(&empty, "").unwrap();
+    }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenify"));
+    cmd.args(args).env("_hook_domxml", domxml).env("XENIFY_CONFIG", &empty).stdin(Stdio::null());
+    for (k, v) in props {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn hook(domxml: &Path, args: &[&str]) -> Output {
+    hook_with(domxml, args, &[])
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(common::root().join("fixtures/domains").join(name)).unwrap()
+}
+
+/// The files in `dir` but the test's own policy file.
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "empty.toml").count()
+}
+
+#[test]
+fn success_replaces_the_file_with_the_conversion() {
+    let dir = scratch("ok");
+    let path = dir.join("tmpabc123");
+    let input = fixture("vm-sysprep-floppy.xml");
+    std::fs::write(&path, &input).unwrap();
+    let mut policy = xenify::Policy::default();
+    policy.accept.extend([xenify::Loss::Nwfilter, xenify::Loss::GraphicsSecurity, xenify::Loss::FloppyMedia]);
+    let expected = xenify::convert_all(std::str::from_utf8(&input).unwrap(), &policy).unwrap().output.unwrap();
+    let o = hook_with(&path, &[], &[("xenify_accept", "nwfilter,graphics-security,floppy-media")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    assert!(err.starts_with("xenify: converted: VM 'windows_10'"), "{err}");
+    assert_eq!(files_in(&dir), 1, "temporary files left behind");
+    // Run again on its own output: nothing to do, the file is not rewritten.
+    let o = hook_with(&path, &[], &[("xenify_accept", "nwfilter,graphics-security,floppy-media")]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+}
+
+#[test]
+fn the_policy_file_and_custom_properties_set_the_policy() {
+    let dir = scratch("policy");
+    let path = dir.join("tmpdomxml");
+    let input = fixture("vm-sysprep-floppy.xml");
+    std::fs::write(&path, &input).unwrap();
+    let config = dir.join("xenify.toml");
+    std::fs::write(&config, "accept = [\"nwfilter\", \"graphics-security\", \"floppy-media\"]\nnic_model = \"rtl8139\"\n").unwrap();
+    let run = |props: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenify"));
+        cmd.env("_hook_domxml", &path).env("XENIFY_CONFIG", &config).stdin(Stdio::null());
+        for (k, v) in props {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    // A custom property overrides the file for this VM.
+    let o = run(&[("xenify_nic_model", "netfront")]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(std::fs::read_to_string(&path).unwrap().contains("<model type=\"netfront\"/>"));
+    // A bad value is an error naming the property; the file stays as it was.
+    std::fs::write(&path, &input).unwrap();
+    let o = run(&[("xenify_max_vcpus", "1000")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("VM custom property xenify_max_vcpus: max_vcpus: 1000 is out of range"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), input);
+    // So is an unknown one: nothing is ignored.
+    let o = run(&[("xenify_nic", "e1000")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("xenify_nic: nic: unknown key"));
+    assert_eq!(std::fs::read(&path).unwrap(), input);
+    // A bad policy file names the file and the line.
+    std::fs::write(&config, "\nqcow2 = \"maybe\"\n").unwrap();
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{} line 2: qcow2: 'maybe' is not one of", config.display())));
+    assert_eq!(std::fs::read(&path).unwrap(), input);
+}
+
+#[test]
+fn refusal_leaves_the_file_byte_identical_and_exits_2() {
+    let dir = scratch("refused");
+    let path = dir.join("tmpdomxml");
+    let original = fixture("vm-sysprep-floppy.xml");
+    std::fs::write(&path, &original).unwrap();
+    for args in [&[][..], &["hook"][..]] {
+        let o = hook(&path, args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert_eq!(std::fs::read(&path).unwrap(), original);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let first = err.lines().next().unwrap();
+        assert!(first.starts_with("xenify: refused: VM 'windows_10' cannot run on Xen as it is"), "{first}");
+        assert!(err.contains("set the VM custom property xenify_accept=nwfilter"), "{err}");
+        // The hint names the policy file in force.
+        let config = dir.join("empty.toml");
+        assert!(err.contains(&format!("add \"nwfilter\" to accept in {}", config.display())), "{err}");
+    }
+}
+
+#[test]
+fn malformed_xml_leaves_the_file_and_exits_2() {
+    let dir = scratch("malformed");
+    let path = dir.join("tmpdomxml");
+    let original = b"<domain type='kvm'><name>vm</name><devices></domain>".to_vec();
+    std::fs::write(&path, &original).unwrap();
+    let o = hook(&path, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&path).unwrap(), original);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with(&format!("xenify: error: {}: malformed XML", path.display())), "{err}");
+}
+
+#[test]
+fn missing_file_and_missing_variable_exit_2() {
+    let dir = scratch("missing");
+    let path = dir.join("gone");
+    let o = hook(&path, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&path.display().to_string()));
+    assert!(!path.exists());
+    let o = Command::new(env!("CARGO_BIN_EXE_xenify")).arg("hook").env_remove("_hook_domxml").output().unwrap();
+    assert_eq!(files_in(&dir), 0);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("$_hook_domxml is not set"));
+}
+
+#[test]
+fn the_hook_never_reads_stdin() {
+    let dir = scratch("stdin");
+    let path = dir.join("tmpdomxml");
+    std::fs::write(&path, fixture("vm-sysprep-floppy.xml")).unwrap();
+    // A pipe that is never written to nor closed: a hook reading it would hang.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xenify"))
+        .env("_hook_domxml", &path)
+        .env("XENIFY_CONFIG", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("the hook waited on stdin");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(2));
+}
