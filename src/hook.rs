@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use xenify::error::DEFAULT_SIZE_LIMIT;
-use xenify::report::{Hint, Outcome};
 use xenify::policy::{PolicyError, Raw, Source, DEFAULT_CONFIG};
+use xenify::report::{Hint, Outcome};
 use xenify::{NoHost, Pass, Policy, ALL};
 
 use crate::files;

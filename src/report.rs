@@ -61,6 +61,27 @@ impl Counts {
     }
 }
 
+/// The JSON report, field by field in the documented order.
+#[derive(Serialize)]
+pub struct JsonReport<'a> {
+    outcome: Outcome,
+    input: &'a str,
+    subject: Option<&'a str>,
+    headline: String,
+    counts: Counts,
+    findings: Vec<JsonFinding<'a>>,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct JsonFinding<'a> {
+    #[serde(flatten)]
+    finding: &'a Finding,
+    /// On a refusal with a loss id: the exact setting that accepts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
 /// One run over one input.
 #[derive(Clone, Debug)]
 pub struct Report<'a> {
@@ -144,31 +165,32 @@ impl Report<'_> {
         out
     }
 
-    pub fn json_value(&self, hint: &Hint) -> serde_json::Value {
-        let findings: Vec<serde_json::Value> = self
+    /// The JSON report as a value to serialise (fields in documented order).
+    pub fn json_report(&self, hint: &Hint) -> JsonReport<'_> {
+        let findings = self
             .findings
             .iter()
-            .map(|f| {
-                let mut v = serde_json::to_value(f).unwrap_or_default();
-                if let (Kind::Refused, Some(l), Some(obj)) = (f.kind, f.accept, v.as_object_mut()) {
-                    obj.insert("hint".into(), hint.accept(l).into());
-                }
-                v
+            .map(|f| JsonFinding {
+                finding: f,
+                hint: match (f.kind, f.accept) {
+                    (Kind::Refused, Some(l)) => Some(hint.accept(l)),
+                    _ => None,
+                },
             })
             .collect();
-        serde_json::json!({
-            "outcome": self.outcome,
-            "input": self.input,
-            "subject": self.subject,
-            "headline": self.headline(),
-            "counts": Counts::of(self.findings),
-            "findings": findings,
-            "error": self.error,
-        })
+        JsonReport {
+            outcome: self.outcome,
+            input: self.input,
+            subject: self.subject,
+            headline: self.headline(),
+            counts: Counts::of(self.findings),
+            findings,
+            error: self.error.as_deref(),
+        }
     }
 
     pub fn json(&self, hint: &Hint) -> String {
-        let mut s = serde_json::to_string_pretty(&self.json_value(hint)).unwrap_or_default();
+        let mut s = serde_json::to_string_pretty(&self.json_report(hint)).unwrap_or_default();
         s.push('\n');
         s
     }

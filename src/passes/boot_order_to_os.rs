@@ -65,11 +65,12 @@ fn run(cx: &mut Cx) {
             let media = devices
                 .iter()
                 .any(|d| cx.doc().is(*d, "disk") && device_kind(cx.doc(), *d) == "cdrom" && has_media(cx.doc(), *d));
-            let mut devs = vec!["hd"];
-            if media {
-                devs.push("cdrom");
-            }
-            write_boot(cx, os, &devs, "no boot order was given: the disk first, as KVM boots");
+            let (devs, why): (&[&str], _) = if media {
+                (&["hd", "cdrom"], "no boot order was given: the disk, then the CD-ROM with media, as KVM boots")
+            } else {
+                (&["hd"], "no boot order was given: the disk, as KVM boots")
+            };
+            write_boot(cx, os, devs, why);
         }
         return;
     }

@@ -38,7 +38,8 @@ fn run(cx: &mut Cx) {
     // with mode=custom"), so vNUMA cells would be kept only beside a CPU
     // definition that libvirt warns about: the cells go with it.
     let model = cx.doc().child(cpu, "model").and_then(|m| cx.doc().text(m)).unwrap_or("").trim().to_string();
-    let what = if model.is_empty() { format!("CPU mode '{mode}'") } else { format!("CPU mode '{mode}' (model {model})") };
+    let what =
+        if model.is_empty() { format!("CPU mode '{mode}'") } else { format!("CPU mode '{mode}' (model {model})") };
     let numa = cx.doc().child(cpu, "numa");
     let cells = numa.map_or(0, |n| cx.doc().children_named(n, "cell").count());
     let numa_path = numa.map(|n| cx.doc().path(n));

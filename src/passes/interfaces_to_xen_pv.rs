@@ -104,6 +104,16 @@ fn model(cx: &mut Cx, nic: El) {
         if ty != "netfront" {
             cx.set_attr(model, "type", "netfront", "PVH guests have PV NICs only");
         }
+    } else if cx.domain().is_none() {
+        // libxl hot-plugs a NIC as a PV vif whatever the model says.
+        if ty != "netfront" {
+            cx.set_attr(
+                model,
+                "type",
+                "netfront",
+                "libxl hot-plugs NICs as Xen PV vifs only (assumed an HVM guest, the policy's guest kind); the guest needs Xen PV drivers to use it",
+            );
+        }
     } else if ty.starts_with("virtio") {
         let nic_model = cx.policy.nic_model.clone();
         let why = if nic_model == "netfront" {

@@ -260,7 +260,7 @@ impl<'r, 'a> Cx<'r, 'a> {
     pub fn add(&mut self, parent: El, at: At, new: NewEl, why: &str) -> El {
         let e = self.doc.insert(parent, at, &new);
         let path = self.doc.path(parent);
-        self.push(Kind::Added, path, format!("<{}> {why}", new.qname), None);
+        self.push(Kind::Added, path, format!("<{}>: {why}", new.qname), None);
         e
     }
 

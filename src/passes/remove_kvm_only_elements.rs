@@ -23,13 +23,9 @@ fn run(cx: &mut Cx) {
     for c in cx.doc().children(domain).collect::<Vec<_>>() {
         let name = cx.doc().qname(c).to_string();
         if cx.doc().namespace(c) == Some(QEMU_NS) {
-            let args: Vec<String> = cx
-                .doc()
-                .descendants(c)
-                .into_iter()
-                .filter_map(|a| cx.doc().attr(a, "value").map(|v| v.to_string()))
-                .collect();
-            let dropped = if args.is_empty() { String::new() } else { format!(" ({})", args.join(" ")) };
+            let args: Vec<String> =
+                cx.doc().descendants(c).into_iter().skip(1).filter_map(|a| describe(cx.doc(), a)).collect();
+            let dropped = if args.is_empty() { String::new() } else { format!(": {}", args.join(", ")) };
             cx.remove_warn(
                 c,
                 format!("<{name}>: QEMU-specific, libxl does not read it"),
@@ -57,6 +53,20 @@ fn run(cx: &mut Cx) {
                 cx.doc().path(c),
                 "<launchSecurity> (SEV/TDX memory encryption): libxl cannot run confidential guests",
             );
+        }
+    }
+}
+
+/// One QEMU setting in words: `-s`, `SPICE_DEBUG_ALLOW_MC=1`, `del usb-redir.filter`.
+fn describe(doc: &crate::doc::Document, e: crate::doc::El) -> Option<String> {
+    let attr = |n: &str| doc.attr(e, n).map(str::to_string);
+    match (attr("name"), attr("value"), attr("capability")) {
+        (Some(n), Some(v), _) => Some(format!("{n}={v}")),
+        (None, Some(v), _) => Some(v),
+        (_, _, Some(cap)) => Some(format!("{} {cap}", doc.local(e))),
+        _ => {
+            let attrs: Vec<String> = doc.attrs(e).map(|(k, v)| format!("{k}={v}")).collect();
+            (!attrs.is_empty()).then(|| format!("{} {}", doc.local(e), attrs.join(" ")))
         }
     }
 }

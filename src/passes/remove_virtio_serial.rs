@@ -52,10 +52,12 @@ fn run(cx: &mut Cx) {
             channel(cx, dev, target, &ttype, &src);
         } else if name == "console" && ttype == "virtio" {
             if src == "unix" {
+                let socket =
+                    cx.doc().child(dev, "source").and_then(|s| cx.doc().attr(s, "path")).unwrap_or("").to_string();
                 cx.remove_warn(
                     dev,
                     "virtio console: libxl builds no virtio consoles",
-                    "the serial console on this socket (ovirt-vmconsole) is gone; a <serial> console is kept on HVM",
+                    format!("the console on {socket} (ovirt-vmconsole) is gone; only a <serial> console reaches a Xen HVM guest"),
                 );
             } else {
                 cx.remove(dev, "virtio console: libxl builds no virtio consoles");
