@@ -12,6 +12,8 @@
 //! copied as they are.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::Error;
@@ -80,6 +82,9 @@ struct Element<'a> {
     /// `None` for elements a pass added.
     span: Option<Span>,
     removed: bool,
+    /// 1-based index among same-name siblings of the input, and whether the
+    /// name repeats; filled for a whole family the first time a path needs it.
+    sibling: OnceCell<(u32, bool)>,
     /// This element or something inside it was edited.
     dirty: bool,
     /// The attributes were edited.
@@ -341,24 +346,32 @@ impl<'a> Document<'a> {
 
     fn segment(&self, e: El) -> String {
         let el = self.el(e);
-        let Some(p) = el.parent else {
-            return el.qname.to_string();
-        };
-        let siblings = self.el(p).children.iter().filter(|s| {
-            let s = self.el(**s);
-            s.span.is_some() && s.qname == el.qname && s.ns == el.ns
-        });
-        let (mut count, mut index) = (0, 0);
-        for s in siblings {
-            count += 1;
-            if self.el(*s).span.as_ref().map(|sp| sp.start) == el.span.as_ref().map(|sp| sp.start) {
-                index = count;
-            }
+        let Some(p) = el.parent else { return el.qname.to_string() };
+        if el.sibling.get().is_none() {
+            self.number_children(p);
         }
-        if count > 1 || self.is(p, "devices") {
+        let (index, repeated) = el.sibling.get().copied().unwrap_or((1, false));
+        if repeated || self.is(p, "devices") {
             format!("{}[{}]", el.qname, index)
         } else {
             el.qname.to_string()
+        }
+    }
+
+    /// Numbers the input children of `p` among their same-name siblings.
+    fn number_children(&self, p: El) {
+        let kids: Vec<El> = self.children_in_input(p).collect();
+        let mut counts: HashMap<(&str, Option<u16>), u32> = HashMap::new();
+        let mut index = Vec::with_capacity(kids.len());
+        for k in &kids {
+            let el = self.el(*k);
+            let n = counts.entry((&el.qname, el.ns)).or_default();
+            *n += 1;
+            index.push(*n);
+        }
+        for (k, i) in kids.iter().zip(index) {
+            let el = self.el(*k);
+            let _ = el.sibling.set((i, counts[&(&*el.qname, el.ns)] > 1));
         }
     }
 
@@ -487,6 +500,7 @@ impl<'a> Document<'a> {
             text: new.text.clone().map(Cow::Owned),
             span: None,
             removed: false,
+            sibling: OnceCell::new(),
             dirty: true,
             tag_dirty: true,
             text_dirty: true,
@@ -527,29 +541,34 @@ impl<'a> Document<'a> {
         }
     }
 
-    /// Indentation for a new child line of `p`: that of its first child that
-    /// starts a line, or its own plus one step.
+    /// Indentation for a new child line of `p`: that of its first input
+    /// child that starts a line; none (inline) if its children share lines;
+    /// for a childless `p`, its own plus one step.
     fn child_indent(&self, p: El) -> Option<String> {
-        for c in &self.el(p).children {
-            if self.el(*c).span.is_some() {
-                if let Some(i) = self.indent_of(*c) {
-                    return Some(i.into_owned());
-                }
+        let mut any = false;
+        for c in self.children_in_input(p) {
+            any = true;
+            if let Some(i) = self.indent_of(c) {
+                return Some(i.into_owned());
             }
+        }
+        if any {
+            return None;
         }
         let own = self.indent_of(p)?;
-        Some(format!("{}{}", own, self.indent_step()))
+        Some(format!("{}{}", own, self.indent_step()?))
     }
 
-    /// One step of indentation: the root's children's, or two spaces.
-    fn indent_step(&self) -> String {
+    /// One step of indentation, from the root's input children; none when
+    /// the document is written on one line.
+    fn indent_step(&self) -> Option<String> {
         let root_indent = self.indent_of(self.root).unwrap_or_default();
-        for c in &self.el(self.root).children {
-            if let Some(i) = self.indent_of(*c).filter(|i| i.len() > root_indent.len()) {
-                return i[root_indent.len()..].to_string();
+        for c in self.children_in_input(self.root) {
+            if let Some(i) = self.indent_of(c).filter(|i| i.len() > root_indent.len()) {
+                return Some(i[root_indent.len()..].to_string());
             }
         }
-        "  ".to_string()
+        self.src.contains('\n').then(|| "  ".to_string())
     }
 
     fn quote_of(&self, e: El) -> u8 {
@@ -918,6 +937,7 @@ fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Elem
             self_closing,
         }),
         removed: false,
+        sibling: OnceCell::new(),
         dirty: false,
         tag_dirty: false,
         text_dirty: false,

@@ -75,7 +75,8 @@ fn only_and_skip_choose_the_passes_that_run() {
     let o = xenify(&["convert", FLOPPY, "--only", "domain-type-to-xen,clock-to-xen", "--report", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
-    let passes: Vec<&str> = report["findings"].as_array().unwrap().iter().map(|f| f["pass"].as_str().unwrap()).collect();
+    let passes: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["pass"].as_str().unwrap()).collect();
     assert!(passes.iter().all(|p| *p == "domain-type-to-xen" || *p == "clock-to-xen"), "{passes:?}");
     assert!(passes.contains(&"clock-to-xen"));
     let o = xenify(&["convert", FLOPPY, "--skip", "remove-floppies,interfaces-to-xen-pv,graphics-to-xen"]);
@@ -198,7 +199,11 @@ fn json_report_on_stderr_and_in_a_file() {
 fn config_file_sets_the_policy() {
     let dir = scratch("config");
     let config = dir.join("xenify.toml");
-    std::fs::write(&config, format!("accept = {:?}\nnic_model = \"rtl8139\"\n", ALL_LOSSES.split(',').collect::<Vec<_>>())).unwrap();
+    std::fs::write(
+        &config,
+        format!("accept = {:?}\nnic_model = \"rtl8139\"\n", ALL_LOSSES.split(',').collect::<Vec<_>>()),
+    )
+    .unwrap();
     let o = xenify(&["convert", FLOPPY, "--config", config.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(String::from_utf8(o.stdout).unwrap().contains("<model type=\"rtl8139\"/>"));

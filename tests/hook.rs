@@ -72,7 +72,11 @@ fn the_policy_file_and_custom_properties_set_the_policy() {
     let input = fixture("vm-sysprep-floppy.xml");
     std::fs::write(&path, &input).unwrap();
     let config = dir.join("xenify.toml");
-    std::fs::write(&config, "accept = [\"nwfilter\", \"graphics-security\", \"floppy-media\"]\nnic_model = \"rtl8139\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "accept = [\"nwfilter\", \"graphics-security\", \"floppy-media\"]\nnic_model = \"rtl8139\"\n",
+    )
+    .unwrap();
     let run = |props: &[(&str, &str)]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenify"));
         cmd.env("_hook_domxml", &path).env("XENIFY_CONFIG", &config).stdin(Stdio::null());
@@ -101,7 +105,8 @@ fn the_policy_file_and_custom_properties_set_the_policy() {
     std::fs::write(&config, "\nqcow2 = \"maybe\"\n").unwrap();
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("{} line 2: qcow2: 'maybe' is not one of", config.display())));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains(&format!("{} line 2: qcow2: 'maybe' is not one of", config.display())));
     assert_eq!(std::fs::read(&path).unwrap(), input);
 }
 

@@ -1,6 +1,8 @@
 //! `check-disk-formats`: disk image formats libxl can open. qemu-xen's
 //! qdisk backend (`<driver name='qemu'>`) opens raw, qcow, qcow2, qed and
-//! vpc (VHD); `phy` and `file` open raw only; anything else is rejected
+//! VHD, which libvirt's libxl driver knows as `vhd` and rejects as `vpc`
+//! (qemu's name for it, so it is rewritten); `phy` and `file` open raw
+//! only; anything else is rejected
 //! ("libxenlight does not support disk format …"). Hosts without the qdisk
 //! backend refuse qcow2 by policy (`qcow2 = "reject"`).
 //!
@@ -38,9 +40,18 @@ fn run(cx: &mut Cx) {
             cx.set_attr(driver, "type", "raw", "an ISO image is a raw image, the format libxl knows it by");
             continue;
         }
+        if format == "vpc" && matches!(name.as_str(), "qemu" | "tap" | "tap2") {
+            cx.set_attr(
+                driver,
+                "type",
+                "vhd",
+                "libvirt's libxl driver knows the VHD format as 'vhd' ('vpc' is qemu's name for it)",
+            );
+            continue;
+        }
         let opens = match name.as_str() {
             "qemu" | "tap" | "tap2" => {
-                matches!(format.as_str(), "raw" | "qcow" | "qcow2" | "qed" | "vpc")
+                matches!(format.as_str(), "raw" | "qcow" | "qcow2" | "qed" | "vhd")
             }
             _ => format == "raw",
         };

@@ -1,7 +1,10 @@
 //! `clock-to-xen`: timers. libvirt rejects `rtc`, `pit`, `kvmclock`,
 //! `hypervclock` and `platform` timers on Xen ("unsupported timer type"),
 //! and Vdsm always writes `rtc` and `pit`; `hpet present='no'` is ignored
-//! (HPET stays on). The offset is kept where libxl supports it.
+//! (HPET stays on). The offset is kept where libxl supports it. A `tsc`
+//! timer without a mode asks for libxl's default and its `frequency` is
+//! ignored, so it goes (libvirt's xl export of it also upsets `xl`); a TSC
+//! mode (`native`, `emulate`, `paravirt`) is kept, since libxl applies it.
 //!
 //! `<clock offset='variable'><timer name='rtc' tickpolicy='catchup'/></clock>` → `<clock offset='variable'/>`
 
@@ -36,6 +39,9 @@ fn run(cx: &mut Cx) {
             cx.remove(t, format!("timer '{name}': a PVH guest has no emulated timers but the TSC"));
         } else if REJECTED.contains(&name.as_str()) {
             cx.remove(t, format!("timer '{name}': libvirt rejects it on Xen (\"unsupported timer type\")"));
+        } else if name == "tsc" && matches!(cx.doc().attr(t, "mode"), None | Some("auto" | "smpsafe")) {
+            // libxl's default TSC mode; libxl ignores `frequency`.
+            cx.remove(t, "timer 'tsc' without a mode: libxl uses its default TSC mode and ignores the frequency");
         } else if name == "hpet" && cx.doc().attr(t, "present") == Some("no") {
             cx.remove_warn(
                 t,

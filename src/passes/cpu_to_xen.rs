@@ -122,7 +122,9 @@ fn fit_topology(cx: &mut Cx, cpu: El, max: u32) {
     } else {
         cx.remove_warn(
             topo,
-            format!("<topology> {cores} cores × {threads} threads does not divide the {max} vCPUs"),
+            format!(
+                "<topology> of {cores} cores per socket and {threads} threads per core cannot make up the {max} vCPUs"
+            ),
             "the guest sees one core per socket",
         );
     }

@@ -39,6 +39,18 @@ fn run(cx: &mut Cx) {
     for &d in &disks {
         clean(cx, d);
     }
+    if cx.domain().is_none() {
+        // A hot-plugged disk must be a Xen PV disk ("disk bus … cannot be hotplugged").
+        for &d in &disks {
+            let bus = cx.doc().child(d, "target").and_then(|t| cx.doc().attr(t, "bus")).unwrap_or("").to_string();
+            if bus != "xen" {
+                cx.refuse(
+                    cx.doc().path(d),
+                    format!("libxl hot-plugs Xen PV disks only, not a disk on bus '{bus}'; hot-plug it as a virtio disk, which becomes a Xen PV disk"),
+                );
+            }
+        }
+    }
 }
 
 fn check(cx: &mut Cx, disk: El) {
@@ -52,6 +64,17 @@ fn check(cx: &mut Cx, disk: El) {
     match ty.as_str() {
         "network" => {
             let protocol = source.and_then(|s| cx.doc().attr(s, "protocol")).unwrap_or("(none)").to_string();
+            let secret = cx
+                .doc()
+                .find(disk, &["auth", "secret"])
+                .or_else(|| source.and_then(|s| cx.doc().find(s, &["auth", "secret"])));
+            if let (true, Some(secret)) = (protocol == "rbd", secret) {
+                let uuid = cx.doc().attr(secret, "uuid").or(cx.doc().attr(secret, "usage")).unwrap_or("?").to_string();
+                cx.warn(
+                    cx.doc().path(secret),
+                    format!("libxl looks the Ceph secret {uuid} up through xen:///system: define it in libvirt's secret store on the Xen host"),
+                );
+            }
             if protocol != "rbd" {
                 cx.refuse(
                     path.clone(),
@@ -60,10 +83,8 @@ fn check(cx: &mut Cx, disk: El) {
             }
         }
         "vhostuser" | "nvme" | "volume" => {
-            cx.refuse(
-                path.clone(),
-                format!("disk type '{ty}': libxl cannot open it; give the disk as a file or block device"),
-            );
+            cx.refuse(path, format!("disk type '{ty}': libxl cannot open it; give the disk as a file or block device"));
+            return;
         }
         _ => {}
     }
@@ -163,9 +184,12 @@ fn clean(cx: &mut Cx, disk: El) {
         cx.remove_warn(iotune, "<iotune>: libxl ignores disk I/O limits", "the disk's I/O is no longer limited");
     }
     if let Some(s) = cx.doc().child(disk, "shareable") {
-        cx.warn(
-            cx.doc().path(s),
-            "shareable disk: Xen does not enforce sharing; the cluster software in the guests must",
+        // libxl ignores it, and libvirt's xl export turns it into an access
+        // mode xl rejects (`access=!`).
+        cx.remove_warn(
+            s,
+            "<shareable/>: libxl ignores it",
+            "Xen neither marks nor locks the disk as shared: several guests can still attach it, and the cluster software in them must coordinate",
         );
     }
 }

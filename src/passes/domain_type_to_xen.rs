@@ -28,9 +28,7 @@ fn run(cx: &mut Cx) {
     }
     if let Some(arch) = cx.doc().find(domain, &["os", "type"]).and_then(|t| cx.doc().attr(t, "arch")) {
         if !matches!(arch, "x86_64" | "i686") {
-            let message = format!(
-                "architecture '{arch}': xenify converts x86 guests only (Xen on Arm guests have another shape)"
-            );
+            let message = format!("architecture '{arch}': xenify converts x86 guests (x86_64, i686) only");
             let path = cx.doc().attr_path(cx.doc().find(domain, &["os", "type"]).unwrap_or(domain), "arch");
             cx.refuse(path, message);
         }

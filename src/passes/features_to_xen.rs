@@ -54,14 +54,12 @@ fn run(cx: &mut Cx) {
         }
     };
     if !cx.pvh() {
-        for name in ["apic", "pae"] {
+        for (name, why) in [
+            ("apic", "on libxl an absent <apic/> means no APIC (KVM gives one regardless)"),
+            ("pae", "written out, as libvirt's own Xen HVM domains have it"),
+        ] {
             if cx.doc().child(features, name).is_none() {
-                cx.add(
-                    features,
-                    At::Last,
-                    NewEl::new(name),
-                    "on libxl an absent feature is off (KVM gives an APIC regardless)",
-                );
+                cx.add(features, At::Last, NewEl::new(name), why);
             }
         }
     }

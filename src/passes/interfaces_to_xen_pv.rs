@@ -88,7 +88,7 @@ fn network_to_bridge(cx: &mut Cx, nic: El) {
     };
     cx.set_attr(nic, "type", "bridge", "libxl connects vifs to bridges; Vdsm's networks are bridges");
     if cx.doc().attr(source, "bridge").is_some() {
-        cx.remove_attr(source, "network", "the bridge it resolves to is named directly");
+        cx.remove_attr(source, "network", "is replaced by the bridge it resolves to");
     } else {
         cx.rename_attr(source, "network", "bridge", &bridge, "Vdsm's network vdsm-NAME is the host bridge NAME");
     }
@@ -111,7 +111,7 @@ fn model(cx: &mut Cx, nic: El) {
                 model,
                 "type",
                 "netfront",
-                "libxl hot-plugs NICs as Xen PV vifs only (assumed an HVM guest, the policy's guest kind); the guest needs Xen PV drivers to use it",
+                "libxl hot-plugs NICs as Xen PV vifs only (the guest kind, HVM, is assumed from the policy); the guest needs Xen PV drivers to use it",
             );
         }
     } else if ty.starts_with("virtio") {

@@ -108,9 +108,6 @@ fn firmware(cx: &mut Cx, os: El) {
             Loss::SecureBoot,
             "UEFI secure boot cannot be enforced by Xen (libvirt rejects it: \"Secure boot is not supported on Xen\")",
         );
-        if secure_ok {
-            cx.accepted(path.clone(), Loss::SecureBoot, "secure boot is switched off: the guest boots unsigned code");
-        }
     }
     let ovmf = cx.policy.ovmf_path.clone();
     let why_path = "Xen's OVMF build (policy ovmf_path); KVM's split OVMF_CODE images are not Xen builds";
@@ -139,6 +136,9 @@ fn firmware(cx: &mut Cx, os: El) {
     }
     if efi_attr {
         cx.remove_attr(os, "firmware", "is replaced by an explicit Xen OVMF <loader>");
+    }
+    if let (Some(path), true) = (secure_path, secure_ok) {
+        cx.accepted(path, Loss::SecureBoot, "secure boot is switched off: the guest boots unsigned code");
     }
     if let Some(f) = firmware_el {
         if secure_feature.is_none() || secure_ok {

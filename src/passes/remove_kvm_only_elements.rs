@@ -25,7 +25,7 @@ fn run(cx: &mut Cx) {
         if cx.doc().namespace(c) == Some(QEMU_NS) {
             let args: Vec<String> =
                 cx.doc().descendants(c).into_iter().skip(1).filter_map(|a| describe(cx.doc(), a)).collect();
-            let dropped = if args.is_empty() { String::new() } else { format!(": {}", args.join(", ")) };
+            let dropped = if args.is_empty() { String::new() } else { format!(": {}", args.join(" ")) };
             cx.remove_warn(
                 c,
                 format!("<{name}>: QEMU-specific, libxl does not read it"),

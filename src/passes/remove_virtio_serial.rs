@@ -40,7 +40,7 @@ fn run(cx: &mut Cx) {
         if name == "channel" && src == "spicevmc" {
             cx.remove(
                 dev,
-                "SPICE agent channel (spicevmc): libxl gives a kept SPICE console its agent through <clipboard>",
+                "SPICE agent channel (spicevmc): Xen has no virtio-serial; a SPICE console that is kept gets its agent from <clipboard> instead",
             );
         } else if UNOPENABLE.contains(&src.as_str()) {
             cx.remove_warn(
@@ -138,7 +138,15 @@ fn pvh_console(cx: &mut Cx) {
         if pv {
             has_pv_console = true;
         } else if name == "serial" || name == "console" {
-            cx.remove(dev, format!("<{name}>: a PVH guest has only the Xen PV console"));
+            let socket = cx.doc().child(dev, "source").and_then(|s| cx.doc().attr(s, "path")).map(str::to_string);
+            match socket {
+                Some(socket) => cx.remove_warn(
+                    dev,
+                    format!("<{name}>: a PVH guest has only the Xen PV console"),
+                    format!("the console on {socket} (ovirt-vmconsole) is gone; use `xl console` or virsh console on the host"),
+                ),
+                None => cx.remove(dev, format!("<{name}>: a PVH guest has only the Xen PV console")),
+            }
         }
     }
     if !has_pv_console {

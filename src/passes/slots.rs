@@ -74,12 +74,26 @@ pub fn kept_slot(doc: &Document, disk: El) -> Option<u32> {
     }
 }
 
-/// The IDE slots (2 = `hdc`, 3 = `hdd`) for `cdroms` in order, given the
-/// hard disks that keep their slots; `None` for a CD-ROM that does not fit.
+/// The IDE slots for `cdroms` in order, given the hard disks that keep
+/// theirs: a CD-ROM already in a free IDE slot (`hda`-`hdd`) keeps it, so
+/// that Vdsm's metadata and "Change CD" still find it; the others get `hdc`,
+/// then `hdd`. `None` for a CD-ROM that does not fit.
 pub fn cdrom_slots(doc: &Document, disks: &[El], cdroms: &[El]) -> Vec<Option<u32>> {
-    let held: HashSet<u32> = disks.iter().filter_map(|d| kept_slot(doc, *d)).collect();
+    let mut held: HashSet<u32> = disks.iter().filter_map(|d| kept_slot(doc, *d)).collect();
+    let mut slots: Vec<Option<u32>> = cdroms
+        .iter()
+        .map(|c| {
+            let dev = target_dev(doc, *c)?;
+            let (prefix, index) = split(&dev)?;
+            let ide = matches!(target_bus(doc, *c).as_deref(), Some("ide") | None);
+            (prefix == "hd" && index < 4 && ide && held.insert(index)).then_some(index)
+        })
+        .collect();
     let mut free = [2u32, 3].into_iter().filter(|s| !held.contains(s));
-    cdroms.iter().map(|_| free.next()).collect()
+    for slot in slots.iter_mut().filter(|s| s.is_none()) {
+        *slot = free.next();
+    }
+    slots
 }
 
 pub fn hd(slot: u32) -> String {

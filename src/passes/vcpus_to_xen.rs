@@ -1,7 +1,9 @@
 //! `vcpus-to-xen`: the vCPU count. Xen caps HVM and PVH guests at 128 vCPUs
 //! and oVirt writes a maximum of 16 × the current count (160 or more), which
 //! fails to start; libxl does hot-plug vCPUs up to the maximum, so it is
-//! clamped to the policy's `max_vcpus` and no lower.
+//! clamped to the policy's `max_vcpus` and no lower. Per-vCPU state
+//! (`<vcpus><vcpu id enabled>`) is rejected by libvirt 9.0's libxl driver;
+//! the count of enabled vCPUs is `<vcpu current>` already.
 //!
 //! `<vcpu current='1'>160</vcpu>` → `<vcpu current='1'>128</vcpu>`
 
@@ -9,7 +11,7 @@ use super::{Cx, Pass};
 
 pub const PASS: Pass = Pass {
     name: "vcpus-to-xen",
-    summary: "clamp the maximum vCPUs to max_vcpus (128), drop pins beyond it and the ignored cpuset",
+    summary: "clamp the maximum vCPUs to max_vcpus (128), drop pins beyond it, per-vCPU state and the ignored cpuset",
     run,
 };
 
@@ -27,7 +29,11 @@ fn run(cx: &mut Cx) {
         cx.set_text(
             vcpu,
             &max.to_string(),
-            &format!("Xen runs HVM and PVH guests with at most {limit} vCPUs (policy max_vcpus)"),
+            &if limit == 128 {
+                "Xen runs HVM and PVH guests with at most 128 vCPUs (policy max_vcpus)".to_string()
+            } else {
+                format!("the policy's max_vcpus is {limit} (Xen allows HVM and PVH guests 128)")
+            },
         );
     }
     if let Some(cur) = cx.doc().attr(vcpu, "current") {
@@ -52,11 +58,9 @@ fn run(cx: &mut Cx) {
         }
     }
     if let Some(vcpus) = cx.doc().child(domain, "vcpus") {
-        let entries: Vec<_> = cx.doc().children_named(vcpus, "vcpu").collect();
-        for v in entries {
-            if cx.doc().attr(v, "id").and_then(|i| i.parse::<u32>().ok()).is_some_and(|i| i >= max) {
-                cx.remove(v, format!("describes a vCPU beyond the {max} the guest now has"));
-            }
-        }
+        cx.remove(
+            vcpus,
+            "<vcpus> (per-vCPU state): libvirt's libxl driver rejects it (\"individual CPU state configuration is not supported\"); <vcpu current> keeps the count",
+        );
     }
 }

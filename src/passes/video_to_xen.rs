@@ -3,13 +3,13 @@
 //! enough video RAM: 16 MiB for vga, 8 MiB for cirrus, 128 MiB for qxl
 //! (Vdsm writes qxl with 8 or 32 MiB).
 //!
-//! `<model type='qxl' ram='65536' vram='8192' vgamem='16384' heads='1'/>` → `<model type='vga' vram='16384'/>`
+//! `<model type='qxl' ram='65536' vram='8192' vgamem='16384' heads='1'/>` → `<model type='vga' vram='16384' heads='1'/>`
 
 use super::{Cx, Pass};
 
 pub const PASS: Pass = Pass {
     name: "video-to-xen",
-    summary: "one video card, qxl → vga (or qxl with 128 MiB beside SPICE), enough vram, drop ram/vgamem/heads",
+    summary: "one video card, qxl → vga (or qxl with 128 MiB beside SPICE), enough vram, drop ram/vgamem",
     run,
 };
 
@@ -59,7 +59,11 @@ fn run(cx: &mut Cx) {
                 &format!("libxl requires at least {} MiB of video RAM for {new_ty}", min / 1024),
             );
         }
-        cx.remove_attrs(model, &["ram", "vgamem", "heads", "vram64"], "is ignored by libxl");
+        cx.remove_attrs(model, &["ram", "vgamem", "vram64"], "is ignored by libxl");
+        // One head is what libxl gives; more are ignored.
+        if cx.doc().attr(model, "heads").is_some_and(|h| h != "1") {
+            cx.remove_attr(model, "heads", "is ignored by libxl: the card has one head");
+        }
         cx.remove_children(model, &["acceleration"], "is ignored by libxl");
         cx.remove_children(v, &["address"], "is ignored by libxl");
     }

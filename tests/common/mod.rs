@@ -33,21 +33,27 @@ pub fn label(path: &Path) -> String {
 /// Runs `passes` over `text` and checks what must hold for every input:
 /// the report explains every element and attribute that is gone, and the
 /// output run through the same passes again changes nothing.
-pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Conversion {
-    let c = xenify::convert(text, passes, policy, &NoHost).unwrap_or_else(|e| panic!("{label}: {e}"));
+pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Result<Conversion, xenify::Error> {
+    let c = xenify::convert(text, passes, policy, &NoHost)?;
     if let Some(out) = &c.output {
         let missing = unexplained_losses(text, out, &c.findings);
         assert!(missing.is_empty(), "{label}: gone without a finding: {missing:#?}");
-        let again = xenify::convert(out, passes, policy, &NoHost).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
+        let again =
+            xenify::convert(out, passes, policy, &NoHost).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
         assert_eq!(again.output.as_deref(), Some(out.as_str()), "{label}: a second run changed the output");
         let edits: Vec<&Finding> = again.findings.iter().filter(|f| f.kind.is_edit()).collect();
         assert!(edits.is_empty(), "{label}: a second run reported edits: {edits:#?}");
     }
-    c
+    Ok(c)
 }
 
-/// The snapshot text of a run: the report, then the unified diff.
-pub fn snapshot(label: &str, text: &str, c: &Conversion) -> String {
+/// The snapshot text of a run: the report, then the unified diff; or the
+/// error, as the binary would print it.
+pub fn snapshot(label: &str, text: &str, c: &Result<Conversion, xenify::Error>) -> String {
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => return format!("xenify: error: {label}: {e}\n"),
+    };
     let report = Report {
         input: label,
         subject: Some(&c.subject),
@@ -153,9 +159,7 @@ pub fn unexplained_losses(input: &str, output: &str, findings: &[Finding]) -> Ve
     let root = format!("/{}", a.name);
     walk(&a, &b, &root, &mut gone);
     gone.retain(|p| {
-        !findings.iter().any(|f| {
-            f.path == *p || (f.kind == Kind::Removed && p.starts_with(&format!("{}/", f.path)))
-        })
+        !findings.iter().any(|f| f.path == *p || (f.kind == Kind::Removed && p.starts_with(&format!("{}/", f.path))))
     });
     gone
 }
