@@ -9,7 +9,7 @@ ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boo
 INTEROP := target/interop
 DEMO    := fixtures/domains/hostedengine-lease.xml
 
-.PHONY: all build test interop demo clean
+.PHONY: all build test interop demo clean fuzz
 
 all: build
 
@@ -37,3 +37,9 @@ demo: build
 
 clean:
 	$(CARGO) clean
+
+# Fuzz the whole pipeline with arbitrary bytes (cargo-fuzz, libFuzzer) for
+# FUZZ_SECONDS; crashes land in fuzz/artifacts/pipeline/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	bash fuzz/run $(FUZZ_SECONDS)
