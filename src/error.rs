@@ -9,14 +9,32 @@ pub const DEFAULT_SIZE_LIMIT: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        size: usize,
+        limit: usize,
+    },
     Empty,
     Encoding(String),
     Dtd,
     NoRoot,
-    Malformed { line: u32, column: u32, message: String },
-    TooDeep { line: u32, limit: usize },
-    WrongRoot { name: String },
+    Malformed {
+        line: u32,
+        column: u32,
+        message: String,
+    },
+    TooDeep {
+        line: u32,
+        limit: usize,
+    },
+    WrongRoot {
+        name: String,
+    },
+    /// A root that does not fit where the document comes from (a device at
+    /// a VM start, a domain at a hot-plug).
+    Unexpected {
+        name: String,
+        expected: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -36,6 +54,9 @@ impl fmt::Display for Error {
             Error::Malformed { line, column, message } => write!(f, "malformed XML at line {line}, column {column}: {message}"),
             Error::TooDeep { line, limit } => {
                 write!(f, "elements nested deeper than {limit} levels (at line {line}); this is not a libvirt document")
+            }
+            Error::Unexpected { name, expected } => {
+                write!(f, "the root element is <{name}>, but this hook point hands over {expected}")
             }
             Error::WrongRoot { name } => write!(
                 f,

@@ -13,10 +13,10 @@ use anyhow::Result;
 use xenify::error::DEFAULT_SIZE_LIMIT;
 use xenify::policy::{PolicyError, Raw, Source, DEFAULT_CONFIG};
 use xenify::report::{Hint, Outcome};
-use xenify::{NoHost, Pass, Policy, ALL};
+use xenify::{Context, Pass, Point, Policy, ALL};
 
-use crate::files;
 use crate::job::Job;
+use crate::{files, host};
 
 /// The variable in which Vdsm names the XML file.
 pub const DOMXML_VAR: &str = "_hook_domxml";
@@ -31,6 +31,21 @@ pub const PROPERTY_PREFIX: &str = "xenify_";
 /// Success and failure as Vdsm reads them.
 const OK: u8 = 0;
 const FAIL: u8 = 2;
+
+/// The hook point, from the directory Vdsm started the binary from
+/// (`/usr/libexec/vdsm/hooks/before_nic_hotplug/50_xenify`), and its name.
+pub fn point() -> (Point, String) {
+    let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_default();
+    let dir = argv0.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+    let point = match dir.as_str() {
+        "before_vm_start" => Point::Start,
+        "before_device_create" => Point::DeviceCreate,
+        "before_nic_hotplug" | "before_disk_hotplug" | "before_memory_hotplug" => Point::Attach,
+        "before_update_device" => Point::Update,
+        _ => Point::Unknown,
+    };
+    (point, dir)
+}
 
 /// The policy file (`$XENIFY_CONFIG`, else the default if it exists), then
 /// the VM's custom properties `xenify_<key>`.
@@ -75,7 +90,8 @@ pub fn run() -> Result<u8> {
         (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
         (Ok(bytes), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
-            let job = Job::run(&label, &bytes, &passes, &policy, &NoHost);
+            let context = Context { policy: &policy, host: &host::System, point: point().0 };
+            let job = Job::run(&label, &bytes, &passes, &context);
             match job.output() {
                 Some(out) if out.as_bytes() != bytes.as_slice() => match files::replace(&path, out.as_bytes()) {
                     Ok(()) => job,

@@ -2,8 +2,9 @@
 //! decode the bytes, convert, and describe the outcome for the report.
 
 use xenify::error::{decode, DEFAULT_SIZE_LIMIT};
+use xenify::policy::Setting;
 use xenify::report::{Outcome, Report};
-use xenify::{Conversion, Finding, Host, Pass, Policy};
+use xenify::{Context, Conversion, Finding, Pass};
 
 /// What became of one input.
 pub struct Job {
@@ -11,24 +12,32 @@ pub struct Job {
     pub outcome: Outcome,
     pub conversion: Option<Conversion>,
     pub error: Option<String>,
+    pub settings: Vec<Setting>,
 }
 
 impl Job {
-    pub fn run(label: &str, bytes: &[u8], passes: &[&Pass], policy: &Policy, host: &dyn Host) -> Job {
-        let result = decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| xenify::convert(text, passes, policy, host));
+    pub fn run(label: &str, bytes: &[u8], passes: &[&Pass], context: &Context) -> Job {
+        let result = decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| xenify::convert(text, passes, context));
         match result {
             Ok(c) => Job {
                 label: label.to_string(),
                 outcome: if c.refused() { Outcome::Refused } else { Outcome::Converted },
                 conversion: Some(c),
                 error: None,
+                settings: context.policy.settings(),
             },
             Err(e) => Job::failed(label, e.to_string()),
         }
     }
 
     pub fn failed(label: &str, error: String) -> Job {
-        Job { label: label.to_string(), outcome: Outcome::Error, conversion: None, error: Some(error) }
+        Job {
+            label: label.to_string(),
+            outcome: Outcome::Error,
+            conversion: None,
+            error: Some(error),
+            settings: Vec::new(),
+        }
     }
 
     pub fn findings(&self) -> &[Finding] {
@@ -42,6 +51,7 @@ impl Job {
             outcome: self.outcome,
             findings: self.findings(),
             error: self.error.clone(),
+            settings: &self.settings,
         }
     }
 

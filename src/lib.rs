@@ -16,7 +16,7 @@ pub mod report;
 pub use doc::Document;
 pub use error::Error;
 pub use finding::{Finding, Kind};
-pub use passes::{Host, NoHost, Pass, ALL};
+pub use passes::{Context, Host, NoHost, Pass, Point, ALL};
 pub use policy::{Loss, Policy};
 
 /// The result of running the pipeline over a readable document.
@@ -35,20 +35,26 @@ impl Conversion {
     }
 }
 
-/// Parses `text`, checks its root, runs `passes` and writes the result
-/// unless a pass refused.
-pub fn convert(text: &str, passes: &[&Pass], policy: &Policy, host: &dyn Host) -> Result<Conversion, Error> {
+/// Parses `text`, checks its root against `context.point`, runs `passes`
+/// and writes the result unless a pass refused.
+pub fn convert(text: &str, passes: &[&Pass], context: &Context) -> Result<Conversion, Error> {
     let mut doc = Document::parse(text)?;
     let root = doc.root();
-    let subject = if doc.is(root, "domain") {
-        let name = doc.child(root, "name").and_then(|n| doc.text(n)).unwrap_or("").trim();
-        format!("VM '{name}'")
-    } else if doc.namespace(root).is_none() && passes::is_device_element(doc.local(root)) {
-        format!("<{}> device", doc.local(root))
-    } else {
-        return Err(Error::WrongRoot { name: doc.qname(root).to_string() });
+    let domain = doc.is(root, "domain");
+    let device = doc.namespace(root).is_none() && passes::is_device_element(doc.local(root));
+    let subject = match (domain, device, context.point) {
+        (true, _, Point::Unknown | Point::Start) => {
+            let name = doc.child(root, "name").and_then(|n| doc.text(n)).unwrap_or("").trim();
+            format!("VM '{name}'")
+        }
+        (false, true, p) if p != Point::Start => format!("<{}> device", doc.local(root)),
+        (_, _, Point::Unknown) => return Err(Error::WrongRoot { name: doc.qname(root).to_string() }),
+        (_, _, p) => {
+            let expected = if p == Point::Start { "<domain>" } else { "one device element" };
+            return Err(Error::Unexpected { name: doc.qname(root).to_string(), expected });
+        }
     };
-    let findings = passes::run(&mut doc, passes, policy, host);
+    let findings = passes::run(&mut doc, passes, context);
     let refused = findings.iter().any(|f| f.kind == Kind::Refused);
     let output = (!refused).then(|| doc.to_string());
     Ok(Conversion { output, findings, subject })
@@ -57,5 +63,5 @@ pub fn convert(text: &str, passes: &[&Pass], policy: &Policy, host: &dyn Host) -
 /// `convert` with every pass.
 pub fn convert_all(text: &str, policy: &Policy) -> Result<Conversion, Error> {
     let passes: Vec<&Pass> = ALL.iter().collect();
-    convert(text, &passes, policy, &NoHost)
+    convert(text, &passes, &Context::new(policy))
 }

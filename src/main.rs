@@ -8,9 +8,11 @@ use std::sync::Mutex;
 
 use clap::Parser;
 
+mod check;
 mod cli;
 mod files;
 mod hook;
+mod host;
 mod job;
 
 static CURRENT_INPUT: Mutex<String> = Mutex::new(String::new());

@@ -250,7 +250,48 @@ impl Raw {
     }
 }
 
+/// A setting that is not the default, with where it came from, for the report.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Setting {
+    pub key: &'static str,
+    /// As it would be written in the policy file.
+    pub value: String,
+    pub source: String,
+}
+
 impl Policy {
+    /// The value of `key` as it would be written in the policy file.
+    pub fn value_of(&self, key: &str) -> String {
+        let quoted = |s: &str| format!("{s:?}");
+        match key {
+            "guest" => quoted(if self.guest == Guest::Pvh { "pvh" } else { "hvm" }),
+            "pvh_kernel" => self.pvh_kernel.as_deref().map_or("(none)".into(), quoted),
+            "ovmf_path" => quoted(&self.ovmf_path),
+            "nic_model" => quoted(&self.nic_model),
+            "max_vcpus" => self.max_vcpus.to_string(),
+            "min_memory_mib" => self.min_memory_mib.to_string(),
+            "qcow2" => quoted(if self.qcow2 == Qcow2::Reject { "reject" } else { "qdisk" }),
+            "empty_cdrom" => quoted(if self.empty_cdrom == EmptyCdrom::Remove { "remove" } else { "keep" }),
+            "agent_channels" => quoted(if self.agent_channels == AgentChannels::Drop { "drop" } else { "xen" }),
+            "graphics_listen" => self.graphics_listen.as_deref().map_or("(none)".into(), quoted),
+            _ => {
+                let ids: Vec<String> = self.accept.iter().map(|l| quoted(l.id())).collect();
+                format!("[{}]", ids.join(", "))
+            }
+        }
+    }
+
+    /// Every setting that a file, a custom property or a flag set, in the
+    /// order of [`KEYS`].
+    pub fn settings(&self) -> Vec<Setting> {
+        KEYS.iter()
+            .filter_map(|k| {
+                let source = self.sources.get(k.name)?;
+                Some(Setting { key: k.name, value: self.value_of(k.name), source: source.to_string() })
+            })
+            .collect()
+    }
+
     /// Takes one setting. Strings from per-VM overrides and flags are read
     /// as the key's type (`"64"` for an integer, `"a,b"` for a list).
     pub fn set(&mut self, key: &str, raw: Raw, source: Source) -> Result<(), PolicyError> {

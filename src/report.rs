@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::finding::{Finding, Kind};
-use crate::policy::Loss;
+use crate::policy::{Loss, Setting};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +69,8 @@ pub struct JsonReport<'a> {
     subject: Option<&'a str>,
     headline: String,
     counts: Counts,
+    /// The settings that are not defaults, with where each was set.
+    policy: &'a [Setting],
     findings: Vec<JsonFinding<'a>>,
     error: Option<&'a str>,
 }
@@ -92,6 +94,8 @@ pub struct Report<'a> {
     pub outcome: Outcome,
     pub findings: &'a [Finding],
     pub error: Option<String>,
+    /// The settings of the policy that are not defaults, with their source.
+    pub settings: &'a [Setting],
 }
 
 /// The loss ids the refusals ask for, in the order first met.
@@ -153,6 +157,9 @@ impl Report<'_> {
     pub fn text(&self, hint: &Hint) -> String {
         let mut out = self.headline();
         out.push('\n');
+        for s in self.settings {
+            out.push_str(&format!("xenify: policy: {} = {} ({})\n", s.key, s.value, s.source));
+        }
         let refused = self.outcome == Outcome::Refused;
         for f in self.findings.iter().filter(|f| !refused || f.kind == Kind::Refused) {
             out.push_str(&format!("xenify: {}: {}: {}", f.kind, f.path, f.message));
@@ -184,6 +191,7 @@ impl Report<'_> {
             subject: self.subject,
             headline: self.headline(),
             counts: Counts::of(self.findings),
+            policy: self.settings,
             findings,
             error: self.error.as_deref(),
         }

@@ -20,8 +20,9 @@ fn passes() {
     insta::glob!("../fixtures", "passes/*/*.xml", |path| {
         let text = std::fs::read_to_string(path).unwrap();
         let label = label(path);
-        let c = check(&label, &text, &[pass_of(path)], &policy_for(path));
-        insta::assert_snapshot!(snapshot(&label, &text, &c));
+        let policy = policy_for(path);
+        let c = check(&label, &text, &[pass_of(path)], &policy);
+        insta::assert_snapshot!(snapshot(&label, &text, &c, &policy));
     });
 }
 
@@ -31,13 +32,14 @@ fn domains_accepting_every_loss() {
     insta::glob!("../fixtures", "domains/*.xml", |path| {
         let text = std::fs::read_to_string(path).unwrap();
         let label = label(path);
-        let c = check(&label, &text, &all, &Policy::accepting_all());
+        let policy = Policy::accepting_all();
+        let c = check(&label, &text, &all, &policy);
         assert!(
             c.as_ref().is_ok_and(|c| !c.refused()),
             "{label} is not converted although every loss is accepted:\n{}",
-            snapshot(&label, &text, &c)
+            snapshot(&label, &text, &c, &policy)
         );
-        insta::assert_snapshot!(snapshot(&label, &text, &c));
+        insta::assert_snapshot!(snapshot(&label, &text, &c, &policy));
     });
 }
 
@@ -47,10 +49,11 @@ fn domains_under_the_default_policy() {
     insta::glob!("../fixtures", "domains/*.xml", |path| {
         let text = std::fs::read_to_string(path).unwrap();
         let label = label(path);
-        let c = check(&label, &text, &all, &Policy::default());
+        let policy = Policy::default();
+        let c = check(&label, &text, &all, &policy);
         // The default policy differs only in the losses it refuses: the
         // snapshot is the report, which lists them.
-        let mut report = snapshot(&label, &text, &c);
+        let mut report = snapshot(&label, &text, &c, &policy);
         if let Some(i) = report.find("\n--- input") {
             report.truncate(i + 1);
         }
@@ -76,7 +79,8 @@ fn every_pass_has_fixtures_and_a_case_that_changes_nothing() {
         assert!(cases.len() >= 2, "{}: fewer than two cases", pass.name);
         let unchanged = cases.iter().any(|p| {
             let text = std::fs::read_to_string(p).unwrap();
-            let c = xenify::convert(&text, &[pass], &policy_for(p), &xenify::NoHost);
+            let policy = policy_for(p);
+            let c = xenify::convert(&text, &[pass], &xenify::Context::new(&policy));
             c.is_ok_and(|c| c.output.as_deref() == Some(text.as_str()))
         });
         assert!(unchanged, "{}: no case where nothing may change", pass.name);

@@ -6,7 +6,7 @@
 //!
 //! `<controller type='usb' model='piix3-uhci'/>`, `<watchdog model='i6300esb' action='reset'/>` → (removed)
 
-use super::{Cx, Pass};
+use super::{Cx, Pass, Point};
 use crate::doc::El;
 use crate::policy::Loss;
 
@@ -20,7 +20,28 @@ pub const PASS: Pass = Pass {
 const ELSEWHERE: &[&str] =
     &["disk", "interface", "graphics", "video", "memballoon", "channel", "console", "serial", "memory", "emulator"];
 
+/// What libxl attaches to a running guest (libxl_driver.c): disks, NICs,
+/// PCI and USB host devices and USB controllers.
+const ATTACHABLE: &[&str] = &["disk", "interface", "hostdev", "controller", "memory"];
+
 fn run(cx: &mut Cx) {
+    if cx.live() {
+        let root = cx.doc().root();
+        let name = cx.doc().local(root).to_string();
+        let update = cx.point == Point::Update;
+        let cdrom = name == "disk" && cx.doc().attr(root, "device") == Some("cdrom");
+        if update && !cdrom {
+            cx.refuse(
+                cx.doc().path(root),
+                format!("libxl changes only CD-ROM media in a running guest, not a <{name}> (a NIC's link, network or filter); stop the VM to change it"),
+            );
+            return;
+        }
+        if !ATTACHABLE.contains(&name.as_str()) {
+            cx.refuse(cx.doc().path(root), format!("libxl cannot hot-plug a <{name}> into a running guest"));
+            return;
+        }
+    }
     for dev in cx.devices() {
         if cx.doc().namespace(dev).is_some() {
             continue;

@@ -39,7 +39,7 @@ fn run(cx: &mut Cx) {
     for &d in &disks {
         clean(cx, d);
     }
-    if cx.domain().is_none() {
+    if cx.live() {
         // A hot-plugged disk must be a Xen PV disk ("disk bus … cannot be hotplugged").
         for &d in &disks {
             let bus = cx.doc().child(d, "target").and_then(|t| cx.doc().attr(t, "bus")).unwrap_or("").to_string();

@@ -104,7 +104,7 @@ fn model(cx: &mut Cx, nic: El) {
         if ty != "netfront" {
             cx.set_attr(model, "type", "netfront", "PVH guests have PV NICs only");
         }
-    } else if cx.domain().is_none() {
+    } else if cx.live() {
         // libxl hot-plugs a NIC as a PV vif whatever the model says.
         if ty != "netfront" {
             cx.set_attr(

@@ -111,13 +111,51 @@ impl Host for NoHost {
     }
 }
 
+/// When in a VM's life a document is converted. The hook module tells it
+/// from the Vdsm hook point; elsewhere it is not known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// Not known (the command line): a domain is started, a lone device is
+    /// attached to a running guest.
+    Unknown,
+    /// A whole domain about to be defined and started.
+    Start,
+    /// One device added to a domain before it starts.
+    DeviceCreate,
+    /// One device attached to a running guest.
+    Attach,
+    /// One device of a running guest changed in place.
+    Update,
+}
+
+/// What the passes read besides the document.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub policy: &'a Policy,
+    pub host: &'a dyn Host,
+    pub point: Point,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(policy: &'a Policy) -> Context<'a> {
+        Context { policy, host: &NoHost, point: Point::Unknown }
+    }
+}
+
 /// Runs `passes` in order over `doc` and returns every finding. A refusal
 /// does not stop the run: every refusal is reported, and the caller writes
 /// nothing when there is one.
-pub fn run(doc: &mut Document, passes: &[&Pass], policy: &Policy, host: &dyn Host) -> Vec<Finding> {
+pub fn run(doc: &mut Document, passes: &[&Pass], context: &Context) -> Vec<Finding> {
     let mut findings = Vec::new();
     for pass in passes {
-        let mut cx = Cx { doc, policy, host, pass: pass.name, findings: &mut findings };
+        let mut cx = Cx {
+            doc,
+            policy: context.policy,
+            host: context.host,
+            point: context.point,
+            pass: pass.name,
+            findings: &mut findings,
+        };
         (pass.run)(&mut cx);
     }
     findings
@@ -129,6 +167,7 @@ pub struct Cx<'r, 'a> {
     doc: &'r mut Document<'a>,
     pub policy: &'r Policy,
     pub host: &'r dyn Host,
+    pub point: Point,
     pass: &'static str,
     findings: &'r mut Vec<Finding>,
 }
@@ -173,8 +212,15 @@ impl<'r, 'a> Cx<'r, 'a> {
     }
 
     /// Removes element `e`.
+    /// A lone device document cannot lose its root: the device cannot go
+    /// into the guest at all, which is a refusal.
     pub fn remove(&mut self, e: El, why: impl Into<String>) {
         let path = self.doc.path(e);
+        if e == self.doc.root() {
+            let message = format!("{}; this device cannot be added on Xen: remove it from the VM", why.into());
+            self.push(Kind::Refused, path, message, None);
+            return;
+        }
         self.doc.remove(e);
         self.push(Kind::Removed, path, why.into(), None);
     }
@@ -182,8 +228,11 @@ impl<'r, 'a> Cx<'r, 'a> {
     /// Removes element `e`, then warns with `consequence` at its path.
     pub fn remove_warn(&mut self, e: El, why: impl Into<String>, consequence: impl Into<String>) {
         let path = self.doc.path(e);
+        let root = e == self.doc.root();
         self.remove(e, why);
-        self.warn(path, consequence);
+        if !root {
+            self.warn(path, consequence);
+        }
     }
 
     /// Removes every child of `e` named in `names`.
@@ -299,6 +348,12 @@ impl<'r, 'a> Cx<'r, 'a> {
         let max = max.min(self.policy.max_vcpus);
         let current = self.doc.attr(vcpu, "current").and_then(|c| c.trim().parse().ok()).unwrap_or(max);
         Some((max, current.min(max)))
+    }
+
+    /// Is the document a lone device going into a running guest, where
+    /// libxl hot-plugs only some devices?
+    pub fn live(&self) -> bool {
+        self.domain().is_none() && matches!(self.point, Point::Unknown | Point::Attach | Point::Update)
     }
 
     pub fn pvh(&self) -> bool {

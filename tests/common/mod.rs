@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use xenify::policy::Policy;
 use xenify::report::{Hint, Outcome, Report};
-use xenify::{Conversion, Finding, Kind, NoHost, Pass};
+use xenify::{Context, Conversion, Finding, Kind, Pass};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,7 +20,7 @@ pub fn policy_for(fixture: &Path) -> Policy {
     let mut policy = Policy::default();
     let toml = fixture.with_extension("toml");
     if let Ok(text) = std::fs::read_to_string(&toml) {
-        policy.apply_toml(&text, &toml.display().to_string()).expect("fixture policy");
+        policy.apply_toml(&text, &label(&toml)).expect("fixture policy");
     }
     policy
 }
@@ -34,12 +34,12 @@ pub fn label(path: &Path) -> String {
 /// the report explains every element and attribute that is gone, and the
 /// output run through the same passes again changes nothing.
 pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Result<Conversion, xenify::Error> {
-    let c = xenify::convert(text, passes, policy, &NoHost)?;
+    let c = xenify::convert(text, passes, &Context::new(policy))?;
     if let Some(out) = &c.output {
         let missing = unexplained_losses(text, out, &c.findings);
         assert!(missing.is_empty(), "{label}: gone without a finding: {missing:#?}");
         let again =
-            xenify::convert(out, passes, policy, &NoHost).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
+            xenify::convert(out, passes, &Context::new(policy)).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
         assert_eq!(again.output.as_deref(), Some(out.as_str()), "{label}: a second run changed the output");
         let edits: Vec<&Finding> = again.findings.iter().filter(|f| f.kind.is_edit()).collect();
         assert!(edits.is_empty(), "{label}: a second run reported edits: {edits:#?}");
@@ -49,7 +49,7 @@ pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Resu
 
 /// The snapshot text of a run: the report, then the unified diff; or the
 /// error, as the binary would print it.
-pub fn snapshot(label: &str, text: &str, c: &Result<Conversion, xenify::Error>) -> String {
+pub fn snapshot(label: &str, text: &str, c: &Result<Conversion, xenify::Error>, policy: &Policy) -> String {
     let c = match c {
         Ok(c) => c,
         Err(e) => return format!("xenify: error: {label}: {e}\n"),
@@ -60,6 +60,7 @@ pub fn snapshot(label: &str, text: &str, c: &Result<Conversion, xenify::Error>) 
         outcome: if c.refused() { Outcome::Refused } else { Outcome::Converted },
         findings: &c.findings,
         error: None,
+        settings: &policy.settings(),
     };
     let mut s = report.text(&Hint::Cli);
     if let Some(out) = &c.output {

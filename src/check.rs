@@ -1,0 +1,215 @@
+//! `xenify check`: the migration-planning view. Many domains in one
+//! process, nothing written: per file, whether it converts, how much
+//! changes, and the loss ids or errors that stop it; then a summary that
+//! counts, per loss id, the VMs it blocks.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use xenify::error::DEFAULT_SIZE_LIMIT;
+use xenify::report::{refused_losses, Counts, Outcome};
+use xenify::{Context, Kind, Pass};
+
+use crate::files;
+use crate::job::Job;
+
+/// One file's line of the table.
+#[derive(Serialize)]
+pub struct Row {
+    pub file: String,
+    /// `converts`, `converts with warnings`, `refused` or `error`.
+    pub outcome: &'static str,
+    pub subject: Option<String>,
+    pub changes: usize,
+    pub warnings: usize,
+    /// Loss ids to accept before it converts.
+    pub losses: Vec<String>,
+    /// Refusals no setting accepts, and errors: what stops it otherwise.
+    pub problems: Vec<String>,
+}
+
+#[derive(Serialize, Default, PartialEq, Debug)]
+pub struct Summary {
+    pub files: usize,
+    pub converts: usize,
+    pub with_warnings: usize,
+    pub refused: usize,
+    pub errors: usize,
+    /// For each loss id, how many files it alone or with others stops.
+    pub losses: BTreeMap<String, usize>,
+}
+
+/// The `*.xml` files named or found below the directories named, sorted
+/// within each directory.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out).with_context(|| format!("cannot list {}", p.display()))?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    entries.sort();
+    for e in entries {
+        if e.is_dir() {
+            walk(&e, out)?;
+        } else if e.extension().is_some_and(|x| x == "xml") {
+            out.push(e);
+        }
+    }
+    Ok(())
+}
+
+pub fn row(path: &Path, passes: &[&Pass], context: &Context) -> Row {
+    let file = path.display().to_string();
+    let job = match files::read_file(path, DEFAULT_SIZE_LIMIT) {
+        Ok(bytes) => Job::run(&file, &bytes, passes, context),
+        Err(e) => Job::failed(&file, format!("cannot read: {e}")),
+    };
+    let findings = job.findings();
+    let counts = Counts::of(findings);
+    let outcome = match job.outcome {
+        Outcome::Converted if counts.warning > 0 => "converts with warnings",
+        Outcome::Converted => "converts",
+        Outcome::Refused => "refused",
+        Outcome::Error => "error",
+    };
+    let mut problems: Vec<String> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::Refused && f.accept.is_none())
+        .map(|f| format!("{}: {}", f.path, f.message))
+        .collect();
+    problems.extend(job.error.clone());
+    Row {
+        file,
+        outcome,
+        subject: job.conversion.as_ref().map(|c| c.subject.clone()),
+        changes: counts.changed + counts.removed + counts.added,
+        warnings: counts.warning,
+        losses: refused_losses(findings).iter().map(|l| l.id().to_string()).collect(),
+        problems,
+    }
+}
+
+pub fn summarise(rows: &[Row]) -> Summary {
+    let mut s = Summary { files: rows.len(), ..Summary::default() };
+    for r in rows {
+        match r.outcome {
+            "converts" => s.converts += 1,
+            "converts with warnings" => {
+                s.converts += 1;
+                s.with_warnings += 1;
+            }
+            "refused" => s.refused += 1,
+            _ => s.errors += 1,
+        }
+        for l in &r.losses {
+            *s.losses.entry(l.clone()).or_default() += 1;
+        }
+    }
+    s
+}
+
+/// The table: aligned columns, one row per file, then the summary line.
+pub fn table(rows: &[Row], summary: &Summary) -> String {
+    let stops = |r: &Row| {
+        let mut parts = Vec::new();
+        if !r.losses.is_empty() {
+            parts.push(format!("accept {}", r.losses.join(", ")));
+        }
+        parts.extend(r.problems.iter().map(|p| shorten(p, 100)));
+        parts.join("; ")
+    };
+    let header = ["FILE", "OUTCOME", "CHANGES", "WARNINGS", "WHAT STOPS IT"];
+    let cells: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| [r.file.clone(), r.outcome.to_string(), r.changes.to_string(), r.warnings.to_string(), stops(r)])
+        .collect();
+    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
+    let widths = [width(0), width(1), width(2), width(3)];
+    let mut out = String::new();
+    let mut line = |c: [&str; 5]| {
+        let s = format!(
+            "{:w0$}  {:w1$}  {:>w2$}  {:>w3$}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(header);
+    for c in &cells {
+        line([&c[0], &c[1], &c[2], &c[3], &c[4]]);
+    }
+    out.push('\n');
+    out.push_str(&summary_line(summary));
+    out.push('\n');
+    out
+}
+
+pub fn summary_line(s: &Summary) -> String {
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "{}: {} ({} with warnings), {} refused, {}",
+        plural(s.files, "file", "files"),
+        plural(s.converts, "converts", "convert"),
+        s.with_warnings,
+        s.refused,
+        plural(s.errors, "error", "errors")
+    );
+    if !s.losses.is_empty() {
+        let mut losses: Vec<(&String, &usize)> = s.losses.iter().collect();
+        losses.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = losses.iter().map(|(id, n)| format!("{id} ({n})")).collect();
+        line.push_str(&format!("; losses blocking VMs: {}", list.join(", ")));
+    }
+    line
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max - 1).collect();
+    format!("{cut}…")
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    files: &'a [Row],
+    summary: &'a Summary,
+}
+
+/// Runs the check and prints the table or the JSON on stdout. Exit 0 only
+/// when every file converts.
+pub fn run(paths: &[PathBuf], passes: &[&Pass], context: &Context, json: bool) -> Result<(Vec<Row>, Summary, u8)> {
+    let files = collect(paths)?;
+    let rows: Vec<Row> = files.iter().map(|f| row(f, passes, context)).collect();
+    let summary = summarise(&rows);
+    let text = if json {
+        let mut s = serde_json::to_string_pretty(&Json { files: &rows, summary: &summary })?;
+        s.push('\n');
+        s
+    } else {
+        table(&rows, &summary)
+    };
+    std::io::stdout().write_all(text.as_bytes())?;
+    let code = if summary.converts == summary.files { 0 } else { 1 };
+    Ok((rows, summary, code))
+}
