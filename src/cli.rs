@@ -49,6 +49,18 @@ failure, shows as the VM's error. Exit 0 on success, 2 on a refusal or any error
 start). Reads no stdin. Installed as a link in /usr/libexec/vdsm/hooks/before_vm_start/, xenify runs this \
 mode by itself.")]
     Hook,
+    /// Write files derived from this program: the commented policy file
+    #[command(hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: Generated,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// The commented default policy file, on stdout
+    Config,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -66,6 +78,9 @@ pub struct PipelineArgs {
     /// Read the policy from this TOML file (see xenify.toml(5))
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Set a policy key, overriding the file (repeatable): --set nic_model=netfront
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub set: Vec<(String, String)>,
     /// Report format on stderr
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub report: ReportFormat,
@@ -114,6 +129,11 @@ fn pass_name(s: &str) -> Result<&'static Pass, String> {
     })
 }
 
+fn key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not KEY=VALUE"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
 fn loss_id(s: &str) -> Result<Loss, String> {
     s.trim().parse()
 }
@@ -127,11 +147,14 @@ impl PipelineArgs {
             .collect()
     }
 
-    /// The policy: the file given with `--config`, then the flags.
+    /// The policy: the file given with `--config`, then `--set`, then `--accept`.
     pub fn policy(&self) -> Result<Policy> {
         let mut policy = Policy::default();
         if let Some(path) = &self.config {
             policy.apply_file(path, true)?;
+        }
+        for (key, value) in &self.set {
+            policy.set(key, Raw::Str(value.clone()), Source::Flag { name: format!("--set {key}") })?;
         }
         if !self.accept.is_empty() {
             let ids: Vec<&str> = self.accept.iter().map(|l| l.id()).collect();
@@ -166,6 +189,10 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(code)
         }
         Command::Hook => crate::hook::run(),
+        Command::Generate { what: Generated::Config } => {
+            io::stdout().write_all(xenify::policy::default_file().as_bytes())?;
+            Ok(0)
+        }
     }
 }
 

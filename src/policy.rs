@@ -187,6 +187,44 @@ pub const KEYS: &[Key] = &[
     Key { name: "accept", values: "list of loss ids", default: "[]", doc: "the controls Xen cannot honour whose loss the administrator accepts (see the loss ids)" },
 ];
 
+/// The commented policy file xenify ships as /etc/xenify/xenify.toml: every
+/// key with its values and default (commented out, so the defaults hold),
+/// and every loss id with what accepting it costs.
+pub fn default_file() -> String {
+    let mut out = String::from(
+        "# xenify policy: what xenify may do when it converts an oVirt VM for Xen.\n\
+         # The Vdsm hook reads this file (or the one $XENIFY_CONFIG names); a VM custom\n\
+         # property xenify_<key> overrides a key for one VM, and on the command line\n\
+         # --set KEY=VALUE and --accept override both. Every key is commented out: the\n\
+         # value shown is the default. See xenify.toml(5).\n",
+    );
+    for k in KEYS {
+        out.push_str(&format!("\n# {}.\n# Values: {}.\n", capitalise(k.doc), k.values));
+        let example = match k.name {
+            "pvh_kernel" => "\"/usr/lib/grub-xen/grub-i386-xen_pvh.bin\"",
+            "graphics_listen" => "\"192.0.2.10\"",
+            _ => k.default,
+        };
+        if k.default.starts_with('(') {
+            out.push_str(&format!("# Default: {}.\n", k.default.trim_matches(['(', ')'])));
+        }
+        out.push_str(&format!("#{} = {}\n", k.name, example));
+        if k.name == "accept" {
+            out.push_str("#\n# The loss ids, and what accepting each costs:\n");
+            for l in Loss::ALL {
+                out.push_str(&format!("#   {:<18} {}.\n", l.id(), capitalise(l.consequence())));
+            }
+            out.push_str("# Example: accept = [\"nwfilter\", \"graphics-security\"]\n");
+        }
+    }
+    out
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
 /// Where a setting came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -432,6 +470,27 @@ mod tests {
         assert_eq!(p.max_vcpus, 64);
         assert!(p.accepts(Loss::Tpm) && p.accepts(Loss::Nwfilter) && !p.accepts(Loss::Vlan));
         assert_eq!(p.sources["nic_model"], Source::File { path: "x.toml".into(), line: 2 });
+    }
+
+    #[test]
+    fn the_shipped_file_parses_to_the_defaults_and_documents_every_key_and_loss() {
+        let text = default_file();
+        let mut p = Policy::default();
+        p.apply_toml(&text, "xenify.toml").unwrap();
+        assert_eq!(p, Policy::default());
+        for k in KEYS {
+            assert!(text.contains(&format!("\n#{} = ", k.name)), "{}", k.name);
+        }
+        for l in Loss::ALL {
+            assert!(text.contains(l.consequence().get(1..).unwrap()), "{l}");
+        }
+        // Uncommenting every key gives a valid file too.
+        let uncommented: String = text
+            .lines()
+            .filter(|l| KEYS.iter().any(|k| l.starts_with(&format!("#{} = ", k.name))))
+            .map(|l| format!("{}\n", &l[1..]))
+            .collect();
+        Policy::default().apply_toml(&uncommented, "x").unwrap();
     }
 
     #[test]

@@ -42,3 +42,9 @@ fn readme_documents_every_policy_key() {
         assert!(readme.contains(&format!("| `{}` |", k.name)), "README does not document policy key {}", k.name);
     }
 }
+
+#[test]
+fn the_shipped_policy_file_is_the_generated_one() {
+    let shipped = std::fs::read_to_string(common::root().join("hooks/xenify.toml")).unwrap();
+    assert_eq!(shipped, xenify::policy::default_file(), "regenerate with: xenify generate config > hooks/xenify.toml");
+}

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{check, label, policy_for, snapshot};
+use common::{check, check_on, host_for, label, policy_for, snapshot};
 use xenify::policy::Policy;
 use xenify::{Pass, ALL};
 
@@ -21,7 +21,7 @@ fn passes() {
         let text = std::fs::read_to_string(path).unwrap();
         let label = label(path);
         let policy = policy_for(path);
-        let c = check(&label, &text, &[pass_of(path)], &policy);
+        let c = check_on(&label, &text, &[pass_of(path)], &policy, &host_for(path));
         insta::assert_snapshot!(snapshot(&label, &text, &c, &policy));
     });
 }

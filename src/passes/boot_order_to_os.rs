@@ -41,7 +41,7 @@ fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else {
         // A hot-plugged device cannot change the boot order of a running guest.
         for (_, _, b, _) in entries {
-            cx.remove(b, "per-device boot order: libxl ignores it, and a running guest's boot order cannot change");
+            cx.remove(b, "per-device boot order: libxl ignores it, and the domain's <os> boot order is not in this device document");
         }
         return;
     };

@@ -8,8 +8,11 @@
 //!
 //! `<target dev='vda' bus='virtio'/>` → `<target dev='xvda' bus='xen'/>`
 //!
-//! A lone disk (a hot-plug document) keeps the letters of its name
-//! (`vdb` → `xvdb`): the names the running guest uses are not known here.
+//! A lone disk (a hot-plug document) cannot see the names the running guest
+//! uses. A converted domain names its disks from `xvda` on, one index per
+//! disk and CD-ROM slot, so hot-plugged disks take the range from `xvdaa`
+//! on (index 26 + the KVM index: `vdb` → `xvdab`), which no domain of fewer
+//! than 24 disks reaches, and which is unique because Vdsm's KVM name is.
 
 use std::collections::HashSet;
 
@@ -22,6 +25,9 @@ pub const PASS: Pass = Pass {
     summary: "virtio/SCSI/SATA/USB disks → xvdX on the Xen bus, qdisk driver, drop ignored and virtio-only settings",
     run,
 };
+
+/// The first index of the names given to hot-plugged disks (`xvdaa`).
+const HOTPLUG_BASE: u32 = 26;
 
 const IGNORED_DRIVER: &[&str] =
     &["cache", "io", "error_policy", "rerror_policy", "iothread", "copy_on_read", "detect_zeroes"];
@@ -128,7 +134,7 @@ fn name_disks(cx: &mut Cx, disks: &[El], cdroms: &[El]) {
         let old_bus = cx.doc().attr(target, "bus").unwrap_or("").to_string();
         let readonly = cx.doc().child(d, "readonly").is_some();
         let index = if lone {
-            slots::split(&old_dev).map_or(0, |(_, i)| i).max(if readonly { 4 } else { 0 })
+            HOTPLUG_BASE + slots::split(&old_dev).map_or(0, |(_, i)| i)
         } else {
             let cursor = &mut next[usize::from(readonly)];
             while taken.contains(cursor) {
@@ -138,7 +144,9 @@ fn name_disks(cx: &mut Cx, disks: &[El], cdroms: &[El]) {
         };
         taken.insert(index);
         let dev = slots::xvd(index);
-        let why = if readonly && index >= 4 {
+        let why = if lone {
+            "a hot-plugged Xen PV disk, named in the range xenify keeps for hot-plugged disks (from xvdaa)"
+        } else if readonly && index >= 4 {
             "Xen PV disk name; read-only disks sit at xvde or later (qemu-xen refuses read-only IDE disks)"
         } else {
             "libxl accepts only xvd/hd/sd names; xvda-xvdd are also emulated as IDE, so CD-ROM slots are skipped"
@@ -148,7 +156,7 @@ fn name_disks(cx: &mut Cx, disks: &[El], cdroms: &[El]) {
         if lone {
             cx.warn(
                 cx.doc().path(d),
-                format!("hot-plugged disk named {dev} from {old_dev}: assumed free in the running guest"),
+                format!("hot-plugged disk named {dev} from {old_dev}: the running guest's disk names are not in the document; assumed it started with fewer than 24 disks, all named by xenify"),
             );
         }
         if old_bus == "usb" {

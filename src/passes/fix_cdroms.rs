@@ -58,7 +58,8 @@ fn run(cx: &mut Cx) {
             if cx.doc().attr(source, "startupPolicy").is_some() {
                 let path = cx.doc().attr_path(source, "startupPolicy");
                 cx.remove_attr(source, "startupPolicy", "is ignored by libxl");
-                cx.warn(path, "a missing ISO now fails the VM start instead of leaving the tray empty");
+                let when = if cx.live() { "the media change" } else { "the VM start" };
+                cx.warn(path, format!("a missing ISO now fails {when} instead of leaving the tray empty"));
             }
         }
         cx.remove_children(c, &["serial", "address"], "is ignored by libxl");

@@ -5,11 +5,12 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use xenify::policy::Policy;
 use xenify::report::{Hint, Outcome, Report};
-use xenify::{Context, Conversion, Finding, Kind, Pass};
+use xenify::{Context, Conversion, Finding, Host, Kind, Pass, Point};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,6 +26,27 @@ pub fn policy_for(fixture: &Path) -> Policy {
     policy
 }
 
+/// A host whose bridges and their IPv4 addresses come from a table.
+pub struct FakeHost(pub Vec<(String, Ipv4Addr)>);
+
+impl Host for FakeHost {
+    fn bridge_ipv4(&self, name: &str) -> Option<Ipv4Addr> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+}
+
+/// The host of a fixture: its sibling `<case>.bridges`, lines of
+/// `BRIDGE ADDRESS`, if any; else a host without bridges.
+pub fn host_for(fixture: &Path) -> FakeHost {
+    let text = std::fs::read_to_string(fixture.with_extension("bridges")).unwrap_or_default();
+    FakeHost(
+        text.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(b, a)| (b.trim().to_string(), a.trim().parse().expect("an IPv4 address")))
+            .collect(),
+    )
+}
+
 /// The path of a fixture relative to the project, for stable snapshots.
 pub fn label(path: &Path) -> String {
     path.strip_prefix(root()).unwrap_or(path).display().to_string()
@@ -34,12 +56,23 @@ pub fn label(path: &Path) -> String {
 /// the report explains every element and attribute that is gone, and the
 /// output run through the same passes again changes nothing.
 pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Result<Conversion, xenify::Error> {
-    let c = xenify::convert(text, passes, &Context::new(policy))?;
+    check_on(label, text, passes, policy, &FakeHost(Vec::new()))
+}
+
+/// [`check`] on a given host.
+pub fn check_on(
+    label: &str,
+    text: &str,
+    passes: &[&Pass],
+    policy: &Policy,
+    host: &dyn Host,
+) -> Result<Conversion, xenify::Error> {
+    let context = Context { policy, host, point: Point::Unknown };
+    let c = xenify::convert(text, passes, &context)?;
     if let Some(out) = &c.output {
         let missing = unexplained_losses(text, out, &c.findings);
         assert!(missing.is_empty(), "{label}: gone without a finding: {missing:#?}");
-        let again =
-            xenify::convert(out, passes, &Context::new(policy)).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
+        let again = xenify::convert(out, passes, &context).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
         assert_eq!(again.output.as_deref(), Some(out.as_str()), "{label}: a second run changed the output");
         let edits: Vec<&Finding> = again.findings.iter().filter(|f| f.kind.is_edit()).collect();
         assert!(edits.is_empty(), "{label}: a second run reported edits: {edits:#?}");
