@@ -154,11 +154,11 @@ impl PipelineArgs {
             policy.apply_file(path, true)?;
         }
         for (key, value) in &self.set {
-            policy.set(key, Raw::Str(value.clone()), Source::Flag { name: format!("--set {key}") })?;
+            policy.set(key, Raw::Text(value.clone()), Source::Flag { name: format!("--set {key}") })?;
         }
         if !self.accept.is_empty() {
             let ids: Vec<&str> = self.accept.iter().map(|l| l.id()).collect();
-            policy.set("accept", Raw::Str(ids.join(",")), Source::Flag { name: "--accept".into() })?;
+            policy.set("accept", Raw::Text(ids.join(",")), Source::Flag { name: "--accept".into() })?;
         }
         Ok(policy)
     }

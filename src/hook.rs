@@ -66,7 +66,7 @@ fn policy() -> Result<Policy, PolicyError> {
         let Some(value) = value.to_str() else {
             return Err(PolicyError { key, source, message: "the value is not UTF-8".into() });
         };
-        policy.set(&key, Raw::Str(value.to_string()), source)?;
+        policy.set(&key, Raw::Text(value.to_string()), source)?;
     }
     Ok(policy)
 }

@@ -270,6 +270,9 @@ impl std::error::Error for PolicyError {}
 /// A value as a source gives it, before it is checked against its key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Raw {
+    /// Untyped text (a custom property, a flag): read as the key's type.
+    Text(String),
+    /// A TOML string: only a string key takes it.
     Str(String),
     Int(i64),
     List(Vec<Raw>),
@@ -280,7 +283,7 @@ pub enum Raw {
 impl Raw {
     fn type_name(&self) -> &'static str {
         match self {
-            Raw::Str(_) => "a string",
+            Raw::Text(_) | Raw::Str(_) => "a string",
             Raw::Int(_) => "an integer",
             Raw::List(_) => "a list",
             Raw::Other(t) => t,
@@ -339,13 +342,13 @@ impl Policy {
             return Err(err(format!("unknown key (the keys are: {})", names.join(", "))));
         };
         let text = |raw: &Raw| match raw {
-            Raw::Str(s) => Ok(s.trim().to_string()),
+            Raw::Text(s) | Raw::Str(s) => Ok(s.trim().to_string()),
             other => Err(err(format!("expected a string ({}), found {}", k.values, other.type_name()))),
         };
         let integer = |raw: &Raw, lo: i64, hi: i64| -> Result<i64, PolicyError> {
             let n = match raw {
                 Raw::Int(n) => *n,
-                Raw::Str(s) => {
+                Raw::Text(s) => {
                     s.trim().parse().map_err(|_| err(format!("expected an integer ({}), found '{s}'", k.values)))?
                 }
                 other => return Err(err(format!("expected an integer ({}), found {}", k.values, other.type_name()))),
@@ -395,10 +398,10 @@ impl Policy {
                 self.graphics_listen = Some(v);
             }
             _ => {
-                // "accept": a list, or a comma-separated string.
+                // "accept": a list, or comma-separated text from a property or flag.
                 let items: Vec<String> = match &raw {
                     Raw::List(items) => items.iter().map(text).collect::<Result<_, _>>()?,
-                    Raw::Str(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    Raw::Text(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
                     other => return Err(err(format!("expected a list of loss ids, found {}", other.type_name()))),
                 };
                 self.accept = items.iter().map(|i| i.parse::<Loss>().map_err(&err)).collect::<Result<_, _>>()?;
@@ -502,7 +505,11 @@ mod tests {
         assert!(e.to_string().starts_with("invalid policy in x.toml line 1: nic: unknown key"), "{e}");
         let e = p.apply_toml("qcow2 = true\n", "x.toml").unwrap_err();
         assert!(e.to_string().contains("qcow2: expected a string"), "{e}");
-        let e = p.set("accept", Raw::Str("nwfilter,bogus".into()), Source::Property { name: "xenify_accept".into() });
+        let e = p.apply_toml("max_vcpus = \"64\"\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("max_vcpus: expected an integer"), "{e}");
+        let e = p.apply_toml("accept = \"nwfilter\"\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("accept: expected a list of loss ids, found a string"), "{e}");
+        let e = p.set("accept", Raw::Text("nwfilter,bogus".into()), Source::Property { name: "xenify_accept".into() });
         assert!(e
             .unwrap_err()
             .to_string()

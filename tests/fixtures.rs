@@ -95,3 +95,16 @@ fn every_fixture_round_trips_byte_for_byte() {
         assert_eq!(doc.to_string(), text, "{}", label(path));
     });
 }
+
+#[test]
+fn a_linux_domain_as_pvh() {
+    let path = common::root().join("fixtures/domains/hostedengine-lease.xml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut policy = Policy::accepting_all();
+    policy
+        .apply_toml("guest = \"pvh\"\npvh_kernel = \"/usr/lib/grub-xen/grub-i386-xen_pvh.bin\"\n", "pvh.toml")
+        .unwrap();
+    let all: Vec<&Pass> = ALL.iter().collect();
+    let c = check(&label(&path), &text, &all, &policy);
+    insta::assert_snapshot!(snapshot(&label(&path), &text, &c, &policy));
+}

@@ -184,3 +184,92 @@ fn the_hook_never_reads_stdin() {
     };
     assert_eq!(status.code(), Some(2));
 }
+
+#[test]
+fn the_console_listens_on_the_address_of_the_vdsm_network_bridge_of_this_host() {
+    // vdsm-lo names the bridge "lo", which every Linux host has, at 127.0.0.1.
+    let dir = scratch("bridge");
+    let path = dir.join("tmpdomxml");
+    let domain = "<domain type='kvm'><name>vm</name><uuid>0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d</uuid>\
+        <memory>1048576</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>\
+        <graphics type='vnc' port='-1' autoport='yes'><listen type='network' network='vdsm-lo'/></graphics>\
+        <graphics type='vnc' port='-1' autoport='yes'><listen type='network' network='vdsm-no-such-bridge'/></graphics>\
+        </devices></domain>";
+    std::fs::write(&path, domain).unwrap();
+    let o = hook(&path, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = std::fs::read_to_string(&path).unwrap();
+    assert!(out.contains("<listen type='address' address='127.0.0.1'/>"), "{out}");
+    // A custom property gives the address where the host has none (the
+    // second console is removed, libxl enables one: only the first counts).
+    std::fs::write(&path, domain.replace("vdsm-lo", "vdsm-no-such-bridge0")).unwrap();
+    let o = hook_with(&path, &[], &[("xenify_graphics_listen", "192.0.2.44")]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = std::fs::read_to_string(&path).unwrap();
+    assert!(out.contains("address='192.0.2.44'"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("xenify: policy: graphics_listen = \"192.0.2.44\" (VM custom property xenify_graphics_listen)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_loss_ids_and_wrong_types_in_properties_are_errors_and_leave_the_file() {
+    let dir = scratch("badprops");
+    let path = dir.join("tmpdomxml");
+    let input = fixture("vm-sysprep-floppy.xml");
+    for (var, value, says) in [
+        ("xenify_accept", "nwfilter,spoofing", "xenify_accept: accept: unknown loss id 'spoofing'"),
+        ("xenify_max_vcpus", "many", "xenify_max_vcpus: max_vcpus: expected an integer"),
+        (
+            "xenify_graphics_listen",
+            "not-an-ip",
+            "xenify_graphics_listen: graphics_listen: 'not-an-ip' is not an IP address",
+        ),
+        ("xenify_guest", "pv", "xenify_guest: guest: 'pv' is not one of"),
+    ] {
+        std::fs::write(&path, &input).unwrap();
+        let o = hook_with(&path, &[], &[(var, value)]);
+        assert_eq!(o.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.lines().next().unwrap().contains(says), "{var}: {err}");
+        assert_eq!(std::fs::read(&path).unwrap(), input, "{var}");
+    }
+    // A wrong type in the policy file names the file and the line.
+    let config = dir.join("bad.toml");
+    std::fs::write(&config, "accept = [\"nwfilter\"]\nmax_vcpus = \"64\"\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_xenify"))
+        .env("_hook_domxml", &path)
+        .env("XENIFY_CONFIG", &config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{} line 2: max_vcpus: expected an integer", config.display())), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), input);
+}
+
+#[test]
+fn the_hook_point_decides_what_the_document_may_be() {
+    let dir = scratch("points");
+    let point = dir.join("hooks").join("before_vm_start");
+    std::fs::create_dir_all(&point).unwrap();
+    let link = point.join("50_xenify");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_xenify"), &link).unwrap();
+    let path = dir.join("tmpdomxml");
+    let nic = "<interface type='bridge'><source bridge='ovirtmgmt'/><model type='virtio'/></interface>";
+    std::fs::write(&path, nic).unwrap();
+    std::fs::write(dir.join("empty.toml"), "").unwrap();
+    let o = Command::new(&link)
+        .env("_hook_domxml", &path)
+        .env("XENIFY_CONFIG", dir.join("empty.toml"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("the root element is <interface>, but this hook point hands over <domain>"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), nic);
+}
