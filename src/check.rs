@@ -71,8 +71,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 pub fn row(path: &Path, passes: &[&Pass], context: &Context) -> Row {
     let file = path.display().to_string();
-    let job = match files::read_file(path, DEFAULT_SIZE_LIMIT) {
-        Ok(bytes) => Job::run(&file, &bytes, passes, context),
+    let read = files::read_file(path, DEFAULT_SIZE_LIMIT);
+    let job = match &read {
+        Ok(bytes) => Job::run(&file, bytes, passes, context),
         Err(e) => Job::failed(&file, format!("cannot read: {e}")),
     };
     let findings = job.findings();

@@ -209,32 +209,33 @@ fn convert(args: ConvertArgs) -> Result<u8> {
         files::read_file(&path, DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}"))
     };
     let policy = args.pipeline.policy()?;
-    let (job, bytes) = match bytes {
-        Ok(b) => {
-            let context = xenify::Context { policy: &policy, host: &host::System, point: Point::Unknown };
-            (Job::run(&label, &b, &args.pipeline.passes(), &context), b)
-        }
-        Err(e) => (Job::failed(&label, format!("{e:#}")), Vec::new()),
+    let context = xenify::Context { policy: &policy, host: &host::System, point: Point::Unknown };
+    let job = match &bytes {
+        Ok(b) => Job::run(&label, b, &args.pipeline.passes(), &context),
+        Err(e) => Job::failed(&label, format!("{e:#}")),
     };
-    let Some(out) = job.output() else {
+    let Some(c) = job.converted() else {
         report(&job, &args.pipeline)?;
         return Ok(job.exit_code());
     };
     let written = if args.diff {
-        let input = String::from_utf8_lossy(&bytes);
+        let input = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default());
+        let output = c.output().unwrap_or_default();
         let name = if stdin { "stdin" } else { label.as_str() };
-        let diff = xenify::diff::unified(&input, out, &format!("a/{name}"), &format!("b/{name}"));
+        let diff = xenify::diff::unified(&input, &output, &format!("a/{name}"), &format!("b/{name}"));
         io::stdout().write_all(diff.as_bytes()).context("cannot write to stdout")
     } else if args.in_place {
-        if out.as_bytes() == bytes.as_slice() {
-            Ok(())
+        if c.changed() {
+            files::replace_with(&path, &mut |w| c.write_output(w)).with_context(|| format!("cannot replace {label}"))
         } else {
-            files::replace(&path, out.as_bytes()).with_context(|| format!("cannot replace {label}"))
+            Ok(())
         }
     } else if let Some(dest) = &args.output {
-        files::replace(dest, out.as_bytes()).with_context(|| format!("cannot write {}", dest.display()))
+        files::replace_with(dest, &mut |w| c.write_output(w))
+            .with_context(|| format!("cannot write {}", dest.display()))
     } else {
-        io::stdout().write_all(out.as_bytes()).context("cannot write to stdout")
+        let mut out = io::stdout().lock();
+        c.write_output(&mut out).and_then(|()| out.flush()).context("cannot write to stdout")
     };
     match written {
         Ok(()) => {
@@ -250,11 +251,12 @@ fn convert(args: ConvertArgs) -> Result<u8> {
 
 fn report(job: &Job, args: &PipelineArgs) -> Result<()> {
     let r = job.report();
-    let text = match args.report {
-        ReportFormat::Text => r.text(&Hint::Cli),
-        ReportFormat::Json => r.json(&Hint::Cli),
-    };
-    io::stderr().write_all(text.as_bytes())?;
+    let mut err = io::BufWriter::new(io::stderr().lock());
+    match args.report {
+        ReportFormat::Text => r.write_text(&Hint::Cli, &mut err)?,
+        ReportFormat::Json => err.write_all(r.json(&Hint::Cli).as_bytes())?,
+    }
+    err.flush()?;
     if let Some(path) = &args.report_file {
         std::fs::write(path, r.json(&Hint::Cli))
             .with_context(|| format!("cannot write the report to {}", path.display()))?;

@@ -15,12 +15,17 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
 
 use crate::error::Error;
 
 /// A handle to an element of a [`Document`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct El(u32);
+
+/// Documents with more XML nodes than this are refused: a domain has a few
+/// thousand at most, and the bound keeps memory small whatever the input.
+pub const MAX_NODES: u32 = 2_000_000;
 
 /// Elements nested deeper than this are refused: no libvirt document comes
 /// close, and a bound keeps the recursive writer's stack small.
@@ -30,19 +35,19 @@ pub const MAX_DEPTH: usize = 256;
 #[derive(Clone, Debug)]
 struct Span {
     /// `<` of the start tag.
-    start: usize,
+    start: u32,
     /// End of the tag name.
-    name_end: usize,
+    name_end: u32,
     /// End of the last attribute (or of the name).
-    attrs_end: usize,
+    attrs_end: u32,
     /// `/` of `/>` in an empty-element tag, `>` otherwise.
-    tag_end: usize,
+    tag_end: u32,
     /// Just after the start tag's `>`.
-    stag_end: usize,
+    stag_end: u32,
     /// `<` of the end tag (equal to `end` for an empty-element tag).
-    etag_start: usize,
+    etag_start: u32,
     /// Just after the element.
-    end: usize,
+    end: u32,
     self_closing: bool,
 }
 
@@ -50,10 +55,10 @@ struct Span {
 #[derive(Clone, Debug)]
 struct AttrSpan {
     /// Start of the whitespace before the name.
-    lead: usize,
-    name_start: usize,
+    lead: u32,
+    name_start: u32,
     /// Just after the closing quote.
-    end: usize,
+    end: u32,
     quote: u8,
 }
 
@@ -155,44 +160,120 @@ impl<'a> Document<'a> {
             None => (false, text),
         };
         check_declaration(src)?;
-        let opts = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
-        let tree = roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e))?;
+        // roxmltree checks well-formedness (and refuses a DTD before reading
+        // it); its tree is dropped before ours is built, so the two never
+        // take memory at once.
+        let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
+        roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e, src))?;
         let mut doc = Document { src, bom, els: Vec::new(), root: El(0), namespaces: Vec::new(), quote: b'\'' };
-        doc.build(&tree)?;
+        doc.build().map_err(|at| match at {
+            Some(offset) => Error::TooDeep { line: line_of(src, offset), limit: MAX_DEPTH },
+            None => Error::Malformed { line: 0, column: 0, message: "xenify could not scan this document".into() },
+        })?;
         Ok(doc)
     }
 
-    fn build(&mut self, tree: &roxmltree::Document<'a>) -> Result<(), Error> {
-        // roxmltree node index -> our element, for parents.
-        let mut map: Vec<u32> = Vec::new();
-        let mut depth: Vec<u16> = Vec::new();
+    /// Builds the element tree by scanning the (well-formed) text: every
+    /// markup construct starts with `<`. Fails with the offset of an element
+    /// nested deeper than [`MAX_DEPTH`], or `None` if the text is not what
+    /// roxmltree accepted.
+    fn build(&mut self) -> Result<(), Option<usize>> {
+        let src = self.src;
+        // The open elements, each with the length of `scope` before its
+        // namespace declarations.
+        let mut open: Vec<(El, usize)> = Vec::new();
+        // In-scope namespace declarations: prefix ("" for the default) and URI.
+        let mut scope: Vec<(&'a str, Option<u16>)> = Vec::new();
         let mut first_quote = None;
-        for node in tree.root().descendants().filter(|n| n.is_element()) {
-            let parent = node.parent().filter(|p| p.is_element()).map(|p| El(map[p.id().get() as usize]));
-            let d = parent.map_or(1, |p| depth[p.0 as usize] as usize + 1);
-            if d > MAX_DEPTH {
-                let pos = tree.text_pos_at(node.range().start);
-                return Err(Error::TooDeep { line: pos.row, limit: MAX_DEPTH });
+        let mut scratch = Vec::new();
+        // Every element starts with a `<` followed by a name: that bound,
+        // with room for the elements passes add, spares the arena the copy
+        // (and the doubled memory) of growing.
+        let starts = src.as_bytes().windows(2).filter(|w| w[0] == b'<' && !matches!(w[1], b'/' | b'!' | b'?')).count();
+        self.els.reserve_exact(starts + starts / 8 + 64);
+        let mut i = 0;
+        while let Some(k) = src[i..].find('<') {
+            let p = i + k;
+            let rest = &src[p..];
+            let skip = |end: &str| rest.find(end).map(|e| p + e + end.len()).ok_or(None);
+            if rest.starts_with("<!--") {
+                i = skip("-->")?;
+            } else if rest.starts_with("<![CDATA[") {
+                i = skip("]]>")?;
+            } else if rest.starts_with("<?") {
+                i = skip("?>")?;
+            } else if rest.starts_with("<!") {
+                i = skip(">")?;
+            } else if rest.starts_with("</") {
+                let end = skip(">")?;
+                let (e, mark) = open.pop().ok_or(None)?;
+                scope.truncate(mark);
+                let el = &mut self.els[e.0 as usize];
+                let sp = el.span.as_mut().ok_or(None)?;
+                sp.etag_start = p as u32;
+                sp.end = end as u32;
+                if el.children.is_empty() {
+                    let raw = &src[(sp.stag_end as usize) as usize..p];
+                    el.text = Some(if raw.contains(['<', '&', '\r']) {
+                        Cow::Owned(decode_text(raw))
+                    } else {
+                        Cow::Borrowed(raw)
+                    });
+                }
+                i = end;
+            } else {
+                if open.len() >= MAX_DEPTH {
+                    return Err(Some(p));
+                }
+                let el = scan_start_tag(src, p, &mut scratch).ok_or(None)?;
+                let sp = el.span.as_ref().ok_or(None)?;
+                let (self_closing, stag_end) = (sp.self_closing, (sp.stag_end as usize) as usize);
+                if first_quote.is_none() {
+                    first_quote = el.attrs.first().and_then(|a| a.raw.as_ref()).map(|r| r.quote);
+                }
+                let mark = scope.len();
+                for a in &el.attrs {
+                    // Scanned names borrow from the input, so they live as long as it.
+                    let Cow::Borrowed(q) = &a.qname else { continue };
+                    let q: &'a str = q;
+                    let prefix = match q {
+                        "xmlns" => "",
+                        q => match q.strip_prefix("xmlns:") {
+                            Some(prefix) => prefix,
+                            None => continue,
+                        },
+                    };
+                    let uri = (!a.value.is_empty()).then(|| a.value.to_string());
+                    scope.push((prefix, None));
+                    if let Some(uri) = uri {
+                        let index = self.intern(&uri);
+                        scope.last_mut().ok_or(None)?.1 = Some(index);
+                    }
+                }
+                let prefix = el.qname.split_once(':').map_or("", |(p, _)| p);
+                let ns = scope.iter().rev().find(|(p, _)| *p == prefix).and_then(|(_, u)| *u);
+                let id = El(self.els.len() as u32);
+                let parent = open.last().map(|(e, _)| *e);
+                let mut el = el;
+                el.parent = parent;
+                el.ns = ns;
+                if let Some(p) = parent {
+                    let parent = &mut self.els[p.0 as usize];
+                    parent.children.push(id);
+                    // An element with element children has no text of its own.
+                    parent.text = None;
+                }
+                self.els.push(el);
+                if self_closing {
+                    scope.truncate(mark);
+                } else {
+                    open.push((id, mark));
+                }
+                i = stag_end;
             }
-            let id = El(self.els.len() as u32);
-            let mut el = scan_element(self.src, &node)?;
-            if first_quote.is_none() {
-                first_quote = el.attrs.first().and_then(|a| a.raw.as_ref()).map(|r| r.quote);
-            }
-            el.parent = parent;
-            el.ns = node.tag_name().namespace().map(|ns| self.intern(ns));
-            let index = node.id().get() as usize;
-            if map.len() <= index {
-                map.resize(index + 1, u32::MAX);
-            }
-            map[index] = id.0;
-            depth.push(d as u16);
-            if let Some(p) = parent {
-                self.els[p.0 as usize].children.push(id);
-                // An element with element children has no text of its own.
-                self.els[p.0 as usize].text = None;
-            }
-            self.els.push(el);
+        }
+        if self.els.is_empty() || !open.is_empty() {
+            return Err(None);
         }
         self.quote = first_quote.unwrap_or(b'\'');
         Ok(())
@@ -528,11 +609,11 @@ impl<'a> Document<'a> {
     fn indent_of(&self, e: El) -> Option<Cow<'a, str>> {
         match &self.el(e).span {
             Some(sp) => {
-                let before = &self.src[..sp.start];
+                let before = &self.src[..(sp.start as usize)];
                 let ws = before.len() - before.trim_end_matches([' ', '\t']).len();
-                let line_start = sp.start - ws;
+                let line_start = (sp.start as usize) - ws;
                 if line_start == 0 || before.as_bytes()[line_start - 1] == b'\n' {
-                    Some(Cow::Borrowed(&self.src[line_start..sp.start]))
+                    Some(Cow::Borrowed(&self.src[line_start..(sp.start as usize)]))
                 } else {
                     None
                 }
@@ -582,34 +663,34 @@ impl<'a> Document<'a> {
         self.quote
     }
 
-    fn write(&self, out: &mut String) {
+    fn write(&self, out: &mut Out) {
         let root = self.el(self.root).span.as_ref().expect("the root is from the input");
         if self.bom {
             out.push('\u{feff}');
         }
-        out.push_str(&self.src[..root.start]);
+        out.push_str(&self.src[..(root.start as usize)]);
         self.write_el(self.root, out);
-        out.push_str(&self.src[root.end..]);
+        out.push_str(&self.src[(root.end as usize)..]);
     }
 
-    fn write_el(&self, e: El, out: &mut String) {
+    fn write_el(&self, e: El, out: &mut Out) {
         let el = self.el(e);
         let Some(sp) = &el.span else {
             return self.write_new(e, out);
         };
         if !el.dirty {
-            out.push_str(&self.src[sp.start..sp.end]);
+            out.push_str(&self.src[(sp.start as usize)..(sp.end as usize)]);
             return;
         }
         let src = self.src;
         if el.tag_dirty {
-            out.push_str(&src[sp.start..sp.name_end]);
+            out.push_str(&src[(sp.start as usize)..(sp.name_end as usize)]);
             let quote = self.quote_of(e);
             for a in el.attrs.iter().filter(|a| !a.removed) {
                 match &a.raw {
-                    Some(r) if !a.edited => out.push_str(&src[r.lead..r.end]),
+                    Some(r) if !a.edited => out.push_str(&src[(r.lead as usize)..(r.end as usize)]),
                     Some(r) => {
-                        out.push_str(&src[r.lead..r.name_start]);
+                        out.push_str(&src[(r.lead as usize)..(r.name_start as usize)]);
                         push_attr(out, &a.qname, &a.value, r.quote);
                     }
                     None => {
@@ -618,9 +699,9 @@ impl<'a> Document<'a> {
                     }
                 }
             }
-            out.push_str(&src[sp.attrs_end..sp.tag_end]);
+            out.push_str(&src[(sp.attrs_end as usize)..(sp.tag_end as usize)]);
         } else {
-            out.push_str(&src[sp.start..sp.tag_end]);
+            out.push_str(&src[(sp.start as usize)..(sp.tag_end as usize)]);
         }
 
         if el.text_dirty {
@@ -646,21 +727,21 @@ impl<'a> Document<'a> {
             return;
         }
         out.push('>');
-        let mut pos = sp.stag_end;
+        let mut pos = sp.stag_end as usize;
         let mut new_since_last = false;
         let indent = self.child_indent(e);
         for &c in &el.children {
             let child = self.el(c);
             match &child.span {
                 Some(csp) => {
-                    let gap = &src[pos..csp.start];
+                    let gap = &src[pos..(csp.start as usize)];
                     if child.removed {
-                        out.push_str(self.gap_before_removed(gap, csp.end, sp.etag_start));
+                        out.push_str(self.gap_before_removed(gap, csp.end as usize, sp.etag_start as usize));
                     } else {
                         out.push_str(gap);
                         self.write_el(c, out);
                     }
-                    pos = csp.end;
+                    pos = csp.end as usize;
                     new_since_last = false;
                 }
                 None => {
@@ -673,7 +754,7 @@ impl<'a> Document<'a> {
                 }
             }
         }
-        let tail_end = if sp.self_closing { pos } else { sp.etag_start };
+        let tail_end = if sp.self_closing { pos } else { sp.etag_start as usize };
         let tail = &src[pos.min(tail_end)..tail_end];
         if new_since_last && !tail.contains('\n') {
             if let Some(own) = self.indent_of(e) {
@@ -685,14 +766,14 @@ impl<'a> Document<'a> {
         if sp.self_closing {
             self.push_end_tag(e, out);
         } else {
-            out.push_str(&src[sp.etag_start..sp.end]);
+            out.push_str(&src[(sp.etag_start as usize)..(sp.end as usize)]);
         }
     }
 
-    fn push_end_tag(&self, e: El, out: &mut String) {
+    fn push_end_tag(&self, e: El, out: &mut Out) {
         let el = self.el(e);
         match &el.span {
-            Some(sp) if !sp.self_closing => out.push_str(&self.src[sp.etag_start..sp.end]),
+            Some(sp) if !sp.self_closing => out.push_str(&self.src[(sp.etag_start as usize)..(sp.end as usize)]),
             _ => {
                 out.push_str("</");
                 out.push_str(&el.qname);
@@ -705,16 +786,16 @@ impl<'a> Document<'a> {
     fn only_space_besides_children(&self, e: El) -> bool {
         let el = self.el(e);
         let Some(sp) = &el.span else { return false };
-        let mut pos = sp.stag_end;
+        let mut pos = sp.stag_end as usize;
         for c in &el.children {
             if let Some(csp) = &self.el(*c).span {
-                if !self.src[pos..csp.start].trim().is_empty() {
+                if !self.src[pos..(csp.start as usize)].trim().is_empty() {
                     return false;
                 }
-                pos = csp.end;
+                pos = csp.end as usize;
             }
         }
-        self.src[pos..sp.etag_start].trim().is_empty()
+        self.src[pos..(sp.etag_start as usize)].trim().is_empty()
     }
 
     /// The part of `gap` to keep before a removed element that ends at
@@ -735,7 +816,7 @@ impl<'a> Document<'a> {
         }
     }
 
-    fn write_new(&self, e: El, out: &mut String) {
+    fn write_new(&self, e: El, out: &mut Out) {
         let el = self.el(e);
         let quote = self.quote_of(e);
         out.push('<');
@@ -773,15 +854,64 @@ impl<'a> Document<'a> {
     }
 }
 
-impl fmt::Display for Document<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::with_capacity(self.src.len() + 256);
+impl Document<'_> {
+    /// Was anything edited? If not, the output is the input.
+    pub fn is_edited(&self) -> bool {
+        self.el(self.root).dirty
+    }
+
+    /// Writes the document to `w` in chunks, without holding all of it.
+    pub fn write_to(&self, w: &mut dyn io::Write) -> io::Result<()> {
+        let mut out = Out { buf: String::with_capacity(Out::CHUNK + 4096), sink: Some(w), err: None };
         self.write(&mut out);
-        f.write_str(&out)
+        out.flush();
+        out.err.map_or(Ok(()), Err)
     }
 }
 
-fn push_attr(out: &mut String, name: &str, value: &str, quote: u8) {
+impl fmt::Display for Document<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Out { buf: String::with_capacity(self.src.len() + 256), sink: None, err: None };
+        self.write(&mut out);
+        f.write_str(&out.buf)
+    }
+}
+
+/// Where the writer puts text: a string (for `to_string`), or a buffer
+/// flushed to a sink every [`Out::CHUNK`] bytes (for `write_to`).
+struct Out<'w> {
+    buf: String,
+    sink: Option<&'w mut dyn io::Write>,
+    err: Option<io::Error>,
+}
+
+impl Out<'_> {
+    const CHUNK: usize = 1 << 16;
+
+    fn push_str(&mut self, s: &str) {
+        self.buf.push_str(s);
+        if self.sink.is_some() && self.buf.len() >= Self::CHUNK {
+            self.flush();
+        }
+    }
+
+    fn push(&mut self, c: char) {
+        self.buf.push(c);
+    }
+
+    fn flush(&mut self) {
+        if let Some(w) = self.sink.as_mut() {
+            if self.err.is_none() {
+                if let Err(e) = w.write_all(self.buf.as_bytes()) {
+                    self.err = Some(e);
+                }
+            }
+            self.buf.clear();
+        }
+    }
+}
+
+fn push_attr(out: &mut Out, name: &str, value: &str, quote: u8) {
     out.push_str(name);
     out.push('=');
     out.push(quote as char);
@@ -792,7 +922,7 @@ fn push_attr(out: &mut String, name: &str, value: &str, quote: u8) {
 /// Escapes `s` for text (`quote` = None) or for an attribute value quoted by
 /// `quote`, where whitespace other than spaces is written as a character
 /// reference so that attribute-value normalisation leaves it alone.
-fn push_escaped(out: &mut String, s: &str, quote: Option<u8>) {
+fn push_escaped(out: &mut Out, s: &str, quote: Option<u8>) {
     for ch in s.chars() {
         match ch {
             '&' => out.push_str("&amp;"),
@@ -830,15 +960,43 @@ fn check_declaration(src: &str) -> Result<(), Error> {
     }
 }
 
-fn xml_error(e: &roxmltree::Error) -> Error {
+fn xml_error(e: &roxmltree::Error, src: &str) -> Error {
+    let pos = e.pos();
+    let mut message = strip_position(&e.to_string());
     match e {
-        roxmltree::Error::DtdDetected => Error::Dtd,
-        roxmltree::Error::NoRootNode => Error::NoRoot,
-        _ => {
-            let pos = e.pos();
-            Error::Malformed { line: pos.row, column: pos.col, message: strip_position(&e.to_string()) }
+        roxmltree::Error::DtdDetected => return Error::Dtd,
+        roxmltree::Error::NoRootNode => return Error::NoRoot,
+        roxmltree::Error::NodesLimitReached => return Error::TooManyNodes { limit: MAX_NODES },
+        roxmltree::Error::UnknownToken(_) => {
+            // Say what roxmltree's "unknown token" was, where it helps.
+            let at = src
+                .lines()
+                .nth(pos.row.saturating_sub(1) as usize)
+                .and_then(|l| l.chars().nth(pos.col.saturating_sub(1) as usize));
+            let first = src.trim_start().chars().next();
+            let offset = offset_of(src, pos.row, pos.col);
+            let root_ended = || roxmltree::Document::parse(&src[..offset]).is_ok();
+            if src.trim_start().len() == src.len() - offset {
+                message = format!("this is not XML: it starts with '{}'", first.unwrap_or(' '));
+            } else if at == Some('<') && root_ended() {
+                message = "markup after the root element ended (a second root element?)".to_string();
+            }
         }
+        _ => {}
     }
+    Error::Malformed { line: pos.row, column: pos.col, message }
+}
+
+/// The byte offset of a 1-based line and (character) column.
+fn offset_of(src: &str, row: u32, col: u32) -> usize {
+    let mut offset = 0;
+    for (i, line) in src.split_inclusive('\n').enumerate() {
+        if i + 1 == row as usize {
+            return offset + line.char_indices().nth(col.saturating_sub(1) as usize).map_or(line.len(), |(b, _)| b);
+        }
+        offset += line.len();
+    }
+    src.len()
 }
 
 /// roxmltree's messages end in " at 3:7"; the position is reported apart.
@@ -849,43 +1007,40 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
-/// Builds the element for `node` by scanning its start tag in `src`.
-fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Element<'a>, Error> {
-    let range = node.range();
+/// Scans the start tag at `start` (its `<`) in well-formed text.
+fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -> Option<Element<'a>> {
     let b = src.as_bytes();
-    let bad =
-        || Error::Malformed { line: 0, column: 0, message: format!("unreadable start tag at byte {}", range.start) };
     let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
-    let mut i = range.start + 1;
-    while i < range.end && !is_space(b[i]) && b[i] != b'>' && b[i] != b'/' {
+    let mut i = start + 1;
+    while i < b.len() && !is_space(b[i]) && b[i] != b'>' && b[i] != b'/' {
         i += 1;
     }
     let name_end = i;
-    let qname = &src[range.start + 1..name_end];
-    let mut attrs = Vec::new();
+    let qname = &src[start + 1..name_end];
+    let attrs = scratch;
+    attrs.clear();
     let mut attrs_end = name_end;
     let (tag_end, self_closing) = loop {
         let lead = i;
-        while i < range.end && is_space(b[i]) {
+        while i < b.len() && is_space(b[i]) {
             i += 1;
         }
-        match b.get(i) {
-            Some(b'>') => break (i, false),
-            Some(b'/') => break (i, true),
-            Some(_) if i < range.end => {}
-            _ => return Err(bad()),
+        match b.get(i)? {
+            b'>' => break (i, false),
+            b'/' => break (i, true),
+            _ => {}
         }
         let name_start = i;
-        while i < range.end && !is_space(b[i]) && b[i] != b'=' {
+        while i < b.len() && !is_space(b[i]) && b[i] != b'=' {
             i += 1;
         }
         let name = &src[name_start..i];
-        while i < range.end && b[i] != b'\'' && b[i] != b'"' {
+        while i < b.len() && b[i] != b'\'' && b[i] != b'"' {
             i += 1;
         }
-        let quote = *b.get(i).ok_or_else(bad)?;
+        let quote = *b.get(i)?;
         let value_start = i + 1;
-        let value_len = src[value_start..range.end].find(quote as char).ok_or_else(bad)?;
+        let value_len = src[value_start..].find(quote as char)?;
         let raw_value = &src[value_start..value_start + value_len];
         i = value_start + value_len + 1;
         attrs_end = i;
@@ -897,43 +1052,29 @@ fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Elem
         attrs.push(Attr {
             qname: Cow::Borrowed(name),
             value,
-            raw: Some(AttrSpan { lead, name_start, end: i, quote }),
+            raw: Some(AttrSpan { lead: lead as u32, name_start: name_start as u32, end: i as u32, quote }),
             edited: false,
             removed: false,
         });
     };
     let stag_end = if self_closing { tag_end + 2 } else { tag_end + 1 };
-    let etag_start = if self_closing {
-        range.end
-    } else {
-        src[stag_end..range.end].rfind("</").map(|k| stag_end + k).ok_or_else(bad)?
-    };
-    let has_element_child = node.children().any(|c| c.is_element());
-    let text = if self_closing || has_element_child {
-        None
-    } else {
-        let raw = &src[stag_end..etag_start];
-        if raw.contains(['<', '&', '\r']) {
-            Some(Cow::Owned(node.children().filter_map(|c| c.text()).collect::<String>()))
-        } else {
-            Some(Cow::Borrowed(raw))
-        }
-    };
-    Ok(Element {
+    Some(Element {
         parent: None,
         ns: None,
         qname: Cow::Borrowed(qname),
-        attrs,
+        // Collected from the scratch buffer: allocated at its exact size.
+        attrs: attrs.drain(..).collect(),
         children: Vec::new(),
-        text,
+        text: None,
+        // The end tag is filled in when the scan reaches it.
         span: Some(Span {
-            start: range.start,
-            name_end,
-            attrs_end,
-            tag_end,
-            stag_end,
-            etag_start,
-            end: range.end,
+            start: start as u32,
+            name_end: name_end as u32,
+            attrs_end: attrs_end as u32,
+            tag_end: tag_end as u32,
+            stag_end: stag_end as u32,
+            etag_start: stag_end as u32,
+            end: stag_end as u32,
             self_closing,
         }),
         removed: false,
@@ -942,6 +1083,66 @@ fn scan_element<'a>(src: &'a str, node: &roxmltree::Node<'_, 'a>) -> Result<Elem
         tag_dirty: false,
         text_dirty: false,
     })
+}
+
+/// Decodes character data as an XML parser does: references resolved,
+/// CDATA sections unwrapped, comments and processing instructions left out,
+/// line ends normalised to `\n`.
+fn decode_text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find(['<', '&', '\r']) {
+        out.push_str(&rest[..i]);
+        let r = &rest[i..];
+        let (skip, text): (usize, &str) = if let Some(cdata) = r.strip_prefix("<![CDATA[") {
+            let end = cdata.find("]]>").unwrap_or(cdata.len());
+            (9 + end + 3, &cdata[..end])
+        } else if r.starts_with("<!--") {
+            (r.find("-->").map_or(r.len(), |e| e + 3), "")
+        } else if r.starts_with("<?") {
+            (r.find("?>").map_or(r.len(), |e| e + 2), "")
+        } else if r.starts_with("\r\n") {
+            (2, "\n")
+        } else if r.starts_with('\r') {
+            (1, "\n")
+        } else if r.starts_with('&') {
+            let end = r.find(';').unwrap_or(r.len() - 1);
+            match reference(&r[1..end]) {
+                Some(c) => {
+                    out.push(c);
+                    (end + 1, "")
+                }
+                None => (end + 1, &r[..end + 1]),
+            }
+        } else {
+            (1, "<")
+        };
+        out.push_str(&text.replace("\r\n", "\n"));
+        rest = &r[skip.min(r.len())..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The character an entity or character reference (without `&` and `;`) stands for.
+fn reference(name: &str) -> Option<char> {
+    match name {
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "amp" => Some('&'),
+        "apos" => Some('\''),
+        "quot" => Some('"'),
+        _ => name
+            .strip_prefix("#x")
+            .map(|h| u32::from_str_radix(h, 16))
+            .or_else(|| name.strip_prefix('#').map(|d| d.parse::<u32>()))
+            .and_then(Result::ok)
+            .and_then(char::from_u32),
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> u32 {
+    src[..offset.min(src.len())].matches('\n').count() as u32 + 1
 }
 
 /// Decodes an attribute value the way an XML parser does: references
@@ -961,20 +1162,7 @@ fn decode_attr(raw: &str) -> String {
             continue;
         }
         let end = rest[i..].find(';').map_or(rest.len(), |k| i + k);
-        let name = &rest[i + 1..end];
-        let ch = match name {
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "amp" => Some('&'),
-            "apos" => Some('\''),
-            "quot" => Some('"'),
-            _ => name
-                .strip_prefix("#x")
-                .map(|h| u32::from_str_radix(h, 16))
-                .or_else(|| name.strip_prefix('#').map(|d| d.parse::<u32>()))
-                .and_then(Result::ok)
-                .and_then(char::from_u32),
-        };
+        let ch = reference(&rest[i + 1..end]);
         match ch {
             Some(c) => out.push(c),
             None => out.push_str(&rest[i..(end + 1).min(rest.len())]),
@@ -1084,6 +1272,30 @@ mod tests {
         assert_eq!(doc.path(disks[1]), "/domain/devices/disk[2]");
         assert_eq!(doc.path(doc.child(devices, "emulator").unwrap()), "/domain/devices/emulator[1]");
         assert_eq!(doc.attr_path(doc.find(doc.root(), &["os", "boot"]).unwrap(), "dev"), "/domain/os/boot/@dev");
+    }
+
+    #[test]
+    fn text_and_namespaces_are_read_as_an_xml_parser_reads_them() {
+        let src = "<d xmlns:q='urn:q'><a>x&lt;<![CDATA[<y>]]><!-- c -->z&#x41;\r\n</a><q:b/><c xmlns='urn:c'><e/></c><f/></d>";
+        let doc = Document::parse(src).unwrap();
+        let r = doc.root();
+        let a = doc.child(r, "a").unwrap();
+        assert_eq!(
+            doc.text(a),
+            roxmltree::Document::parse(src)
+                .unwrap()
+                .root_element()
+                .first_element_child()
+                .map(|n| { n.children().filter(|c| c.is_text()).filter_map(|c| c.text()).collect::<String>() })
+                .as_deref()
+        );
+        assert_eq!(doc.text(a), Some("x<<y>zA\n"));
+        let kids: Vec<El> = doc.children(r).collect();
+        assert_eq!(doc.namespace(kids[1]), Some("urn:q"));
+        assert_eq!(doc.namespace(kids[2]), Some("urn:c"));
+        assert_eq!(doc.namespace(doc.children(kids[2]).next().unwrap()), Some("urn:c"));
+        assert_eq!(doc.namespace(kids[3]), None);
+        assert!(doc.is(kids[3], "f") && !doc.is(kids[2], "c"));
     }
 
     #[test]

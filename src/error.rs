@@ -22,6 +22,9 @@ pub enum Error {
         column: u32,
         message: String,
     },
+    TooManyNodes {
+        limit: u32,
+    },
     TooDeep {
         line: u32,
         limit: usize,
@@ -52,6 +55,9 @@ impl fmt::Display for Error {
             Error::NoRoot => write!(f, "no root element: this is not XML"),
             Error::Malformed { line: 0, message, .. } => write!(f, "malformed XML: {message}"),
             Error::Malformed { line, column, message } => write!(f, "malformed XML at line {line}, column {column}: {message}"),
+            Error::TooManyNodes { limit } => {
+                write!(f, "the document has more than {limit} XML nodes; this is not a libvirt document")
+            }
             Error::TooDeep { line, limit } => {
                 write!(f, "elements nested deeper than {limit} levels (at line {line}); this is not a libvirt document")
             }

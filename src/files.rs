@@ -18,25 +18,32 @@ pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Vec<u8>> 
 /// Reads the file at `path`, refusing a directory by name.
 pub fn read_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let file = File::open(path)?;
-    if file.metadata()?.is_dir() {
+    let meta = file.metadata()?;
+    if meta.is_dir() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory, not a file"));
     }
-    read_bounded(file, limit)
+    // The buffer at its final size: no copies while it grows.
+    let mut buf = Vec::with_capacity((meta.len() as usize).min(limit) + 1);
+    file.take(limit as u64 + 1).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
-/// How a new file's bytes reach the disk; tests substitute a writer that
-/// fails part-way, as a full disk does.
-pub type Writer<'w> = &'w mut dyn FnMut(&mut File, &[u8]) -> io::Result<()>;
+/// What writes the new file's bytes; tests substitute one that fails
+/// part-way, as a full disk does.
+pub type Writer<'w> = &'w mut dyn FnMut(&mut dyn Write) -> io::Result<()>;
 
-/// Writes `data` to `path` by way of a new file in the same directory,
-/// renamed over `path` only once fully written and synced. The mode and
-/// owner of an existing `path` are kept. On any failure `path` is untouched
-/// and the temporary file is gone.
+/// Writes `data` to `path` by way of a new file in the same directory; see
+/// [`replace_with`].
+#[allow(dead_code)]
 pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
-    replace_with(path, data, &mut |f, d| f.write_all(d))
+    replace_with(path, &mut |f| f.write_all(data))
 }
 
-pub fn replace_with(path: &Path, data: &[u8], write: Writer) -> io::Result<()> {
+/// Writes what `write` produces to a new file beside `path`, renamed over
+/// `path` only once fully written and synced. The mode and owner of an
+/// existing `path` are kept. On any failure `path` is untouched and the
+/// temporary file is gone.
+pub fn replace_with(path: &Path, write: Writer) -> io::Result<()> {
     let existing = match fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory, not a file")),
         Ok(m) => Some(m),
@@ -46,7 +53,7 @@ pub fn replace_with(path: &Path, data: &[u8], write: Writer) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let result = (|| {
-        write(&mut file, data)?;
+        write(&mut file)?;
         match &existing {
             Some(m) => {
                 // Only root can give a file away; for anyone else it is theirs already.
@@ -84,8 +91,8 @@ mod tests {
         let path = dir.join("domxml");
         fs::write(&path, b"original").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let err = replace_with(&path, b"new contents", &mut |f, d| {
-            f.write_all(&d[..3])?;
+        let err = replace_with(&path, &mut |f| {
+            f.write_all(b"new")?;
             Err(io::Error::new(io::ErrorKind::StorageFull, "No space left on device"))
         });
         assert_eq!(err.unwrap_err().kind(), io::ErrorKind::StorageFull);

@@ -85,15 +85,17 @@ pub fn run() -> Result<u8> {
     };
     let label = path.display().to_string();
     crate::set_current_input(&label);
-    let job = match (files::read_file(&path, DEFAULT_SIZE_LIMIT), policy()) {
+    let read = files::read_file(&path, DEFAULT_SIZE_LIMIT);
+    let policy = policy();
+    let job = match (&read, &policy) {
         (Err(e), _) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
         (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
         (Ok(bytes), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
-            let context = Context { policy: &policy, host: &host::System, point: point().0 };
-            let job = Job::run(&label, &bytes, &passes, &context);
-            match job.output() {
-                Some(out) if out.as_bytes() != bytes.as_slice() => match files::replace(&path, out.as_bytes()) {
+            let context = Context { policy, host: &host::System, point: point().0 };
+            let job = Job::run(&label, bytes, &passes, &context);
+            match job.converted() {
+                Some(c) if c.changed() => match files::replace_with(&path, &mut |w| c.write_output(w)) {
                     Ok(()) => job,
                     Err(e) => Job::failed(&label, format!("cannot replace the file: {e}; it is left as Vdsm wrote it")),
                 },
@@ -101,6 +103,7 @@ pub fn run() -> Result<u8> {
             }
         }
     };
-    let _ = std::io::stderr().write_all(job.report().text(&hint).as_bytes());
+    let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+    let _ = job.report().write_text(&hint, &mut err).and_then(|()| err.flush());
     Ok(if job.outcome == Outcome::Converted { OK } else { FAIL })
 }

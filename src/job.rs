@@ -7,16 +7,16 @@ use xenify::report::{Outcome, Report};
 use xenify::{Context, Conversion, Finding, Pass};
 
 /// What became of one input.
-pub struct Job {
+pub struct Job<'a> {
     pub label: String,
     pub outcome: Outcome,
-    pub conversion: Option<Conversion>,
+    pub conversion: Option<Conversion<'a>>,
     pub error: Option<String>,
     pub settings: Vec<Setting>,
 }
 
-impl Job {
-    pub fn run(label: &str, bytes: &[u8], passes: &[&Pass], context: &Context) -> Job {
+impl<'a> Job<'a> {
+    pub fn run(label: &str, bytes: &'a [u8], passes: &[&Pass], context: &Context) -> Job<'a> {
         let result = decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| xenify::convert(text, passes, context));
         match result {
             Ok(c) => Job {
@@ -30,7 +30,7 @@ impl Job {
         }
     }
 
-    pub fn failed(label: &str, error: String) -> Job {
+    pub fn failed(label: &str, error: String) -> Job<'a> {
         Job {
             label: label.to_string(),
             outcome: Outcome::Error,
@@ -55,8 +55,9 @@ impl Job {
         }
     }
 
-    pub fn output(&self) -> Option<&str> {
-        self.conversion.as_ref().and_then(|c| c.output.as_deref())
+    /// The conversion, unless a pass refused or an error stopped it.
+    pub fn converted(&self) -> Option<&Conversion<'a>> {
+        self.conversion.as_ref().filter(|c| !c.refused())
     }
 
     /// 0 converted, 1 refused, 2 error.

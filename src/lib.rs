@@ -19,25 +19,44 @@ pub use finding::{Finding, Kind};
 pub use passes::{Context, Host, NoHost, Pass, Point, ALL};
 pub use policy::{Loss, Policy};
 
-/// The result of running the pipeline over a readable document.
-#[derive(Debug, Clone)]
-pub struct Conversion {
-    /// The converted document; `None` when a pass refused.
-    pub output: Option<String>,
+/// The result of running the pipeline over a readable document: the
+/// edited document (written out only on request, and only if no pass
+/// refused) and the findings.
+pub struct Conversion<'a> {
+    document: Document<'a>,
+    refused: bool,
     pub findings: Vec<Finding>,
     /// The domain's `<name>`, or the device element's name.
     pub subject: String,
 }
 
-impl Conversion {
+impl Conversion<'_> {
     pub fn refused(&self) -> bool {
-        self.output.is_none()
+        self.refused
+    }
+
+    /// Does the output differ from the input?
+    pub fn changed(&self) -> bool {
+        !self.refused && self.document.is_edited()
+    }
+
+    /// The converted document; `None` when a pass refused.
+    pub fn output(&self) -> Option<String> {
+        (!self.refused).then(|| self.document.to_string())
+    }
+
+    /// Writes the converted document to `w` in chunks; nothing when a pass refused.
+    pub fn write_output(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if self.refused {
+            return Ok(());
+        }
+        self.document.write_to(w)
     }
 }
 
 /// Parses `text`, checks its root against `context.point`, runs `passes`
 /// and writes the result unless a pass refused.
-pub fn convert(text: &str, passes: &[&Pass], context: &Context) -> Result<Conversion, Error> {
+pub fn convert<'a>(text: &'a str, passes: &[&Pass], context: &Context) -> Result<Conversion<'a>, Error> {
     let mut doc = Document::parse(text)?;
     let root = doc.root();
     let domain = doc.is(root, "domain");
@@ -56,12 +75,11 @@ pub fn convert(text: &str, passes: &[&Pass], context: &Context) -> Result<Conver
     };
     let findings = passes::run(&mut doc, passes, context);
     let refused = findings.iter().any(|f| f.kind == Kind::Refused);
-    let output = (!refused).then(|| doc.to_string());
-    Ok(Conversion { output, findings, subject })
+    Ok(Conversion { document: doc, refused, findings, subject })
 }
 
 /// `convert` with every pass.
-pub fn convert_all(text: &str, policy: &Policy) -> Result<Conversion, Error> {
+pub fn convert_all<'a>(text: &'a str, policy: &Policy) -> Result<Conversion<'a>, Error> {
     let passes: Vec<&Pass> = ALL.iter().collect();
     convert(text, &passes, &Context::new(policy))
 }

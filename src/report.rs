@@ -155,21 +155,27 @@ impl Report<'_> {
     /// The text report: the headline, then one line per finding. A refused
     /// run lists its refusals only, since nothing else took effect.
     pub fn text(&self, hint: &Hint) -> String {
-        let mut out = self.headline();
-        out.push('\n');
+        let mut out = Vec::new();
+        let _ = self.write_text(hint, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// [`Report::text`], written line by line: a report of a large domain
+    /// need not be held in memory twice.
+    pub fn write_text(&self, hint: &Hint, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "{}", self.headline())?;
         for s in self.settings {
-            out.push_str(&format!("xenify: policy: {} = {} ({})\n", s.key, s.value, s.source));
+            writeln!(out, "xenify: policy: {} = {} ({})", s.key, s.value, s.source)?;
         }
         let refused = self.outcome == Outcome::Refused;
         for f in self.findings.iter().filter(|f| !refused || f.kind == Kind::Refused) {
-            out.push_str(&format!("xenify: {}: {}: {}", f.kind, f.path, f.message));
+            write!(out, "xenify: {}: {}: {}", f.kind, f.path, f.message)?;
             if let (Kind::Refused, Some(l)) = (f.kind, f.accept) {
-                out.push_str("; ");
-                out.push_str(&hint.accept(l));
+                write!(out, "; {}", hint.accept(l))?;
             }
-            out.push_str(&format!(" [{}]\n", f.pass));
+            writeln!(out, " [{}]", f.pass)?;
         }
-        out
+        Ok(())
     }
 
     /// The JSON report as a value to serialise (fields in documented order).

@@ -81,7 +81,7 @@ fn every_pass_has_fixtures_and_a_case_that_changes_nothing() {
             let text = std::fs::read_to_string(p).unwrap();
             let policy = policy_for(p);
             let c = xenify::convert(&text, &[pass], &xenify::Context::new(&policy));
-            c.is_ok_and(|c| c.output.as_deref() == Some(text.as_str()))
+            c.is_ok_and(|c| c.output().as_deref() == Some(text.as_str()))
         });
         assert!(unchanged, "{}: no case where nothing may change", pass.name);
     }

@@ -52,7 +52,7 @@ fn success_replaces_the_file_with_the_conversion() {
     std::fs::write(&path, &input).unwrap();
     let mut policy = xenify::Policy::default();
     policy.accept.extend([xenify::Loss::Nwfilter, xenify::Loss::GraphicsSecurity, xenify::Loss::FloppyMedia]);
-    let expected = xenify::convert_all(std::str::from_utf8(&input).unwrap(), &policy).unwrap().output.unwrap();
+    let expected = xenify::convert_all(std::str::from_utf8(&input).unwrap(), &policy).unwrap().output().unwrap();
     let o = hook_with(&path, &[], &[("xenify_accept", "nwfilter,graphics-security,floppy-media")]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");

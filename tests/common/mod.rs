@@ -55,25 +55,30 @@ pub fn label(path: &Path) -> String {
 /// Runs `passes` over `text` and checks what must hold for every input:
 /// the report explains every element and attribute that is gone, and the
 /// output run through the same passes again changes nothing.
-pub fn check(label: &str, text: &str, passes: &[&Pass], policy: &Policy) -> Result<Conversion, xenify::Error> {
+pub fn check<'a>(
+    label: &str,
+    text: &'a str,
+    passes: &[&Pass],
+    policy: &Policy,
+) -> Result<Conversion<'a>, xenify::Error> {
     check_on(label, text, passes, policy, &FakeHost(Vec::new()))
 }
 
 /// [`check`] on a given host.
-pub fn check_on(
+pub fn check_on<'a>(
     label: &str,
-    text: &str,
+    text: &'a str,
     passes: &[&Pass],
     policy: &Policy,
     host: &dyn Host,
-) -> Result<Conversion, xenify::Error> {
+) -> Result<Conversion<'a>, xenify::Error> {
     let context = Context { policy, host, point: Point::Unknown };
     let c = xenify::convert(text, passes, &context)?;
-    if let Some(out) = &c.output {
+    if let Some(out) = &c.output() {
         let missing = unexplained_losses(text, out, &c.findings);
         assert!(missing.is_empty(), "{label}: gone without a finding: {missing:#?}");
         let again = xenify::convert(out, passes, &context).unwrap_or_else(|e| panic!("{label} (second run): {e}"));
-        assert_eq!(again.output.as_deref(), Some(out.as_str()), "{label}: a second run changed the output");
+        assert_eq!(again.output().as_deref(), Some(out.as_str()), "{label}: a second run changed the output");
         let edits: Vec<&Finding> = again.findings.iter().filter(|f| f.kind.is_edit()).collect();
         assert!(edits.is_empty(), "{label}: a second run reported edits: {edits:#?}");
     }
@@ -82,7 +87,7 @@ pub fn check_on(
 
 /// The snapshot text of a run: the report, then the unified diff; or the
 /// error, as the binary would print it.
-pub fn snapshot(label: &str, text: &str, c: &Result<Conversion, xenify::Error>, policy: &Policy) -> String {
+pub fn snapshot(label: &str, text: &str, c: &Result<Conversion<'_>, xenify::Error>, policy: &Policy) -> String {
     let c = match c {
         Ok(c) => c,
         Err(e) => return format!("xenify: error: {label}: {e}\n"),
@@ -96,7 +101,7 @@ pub fn snapshot(label: &str, text: &str, c: &Result<Conversion, xenify::Error>, 
         settings: &policy.settings(),
     };
     let mut s = report.text(&Hint::Cli);
-    if let Some(out) = &c.output {
+    if let Some(out) = &c.output() {
         let diff = xenify::diff::unified(text, out, "input", "output");
         s.push('\n');
         s.push_str(if diff.is_empty() { "(no change)\n" } else { &diff });
