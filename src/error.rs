@@ -43,8 +43,8 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::TooLarge { size, limit } => {
-                write!(f, "the document is {size} bytes, above the limit of {limit} bytes; nothing was parsed")
+            Error::TooLarge { limit, .. } => {
+                write!(f, "the document is larger than the limit of {limit} bytes ({} MiB); nothing was parsed", limit >> 20)
             }
             Error::Empty => write!(f, "the document is empty"),
             Error::Encoding(why) => write!(f, "{why}"),

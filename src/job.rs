@@ -17,6 +17,12 @@ pub struct Job<'a> {
 
 impl<'a> Job<'a> {
     pub fn run(label: &str, bytes: &'a [u8], passes: &[&Pass], context: &Context) -> Job<'a> {
+        // Debug builds only: lets the tests check that a panic anywhere
+        // becomes an internal error and leaves the input alone.
+        #[cfg(debug_assertions)]
+        if std::env::var_os("XENIFY_TEST_PANIC").is_some() {
+            panic!("XENIFY_TEST_PANIC is set");
+        }
         let result = decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| xenify::convert(text, passes, context));
         match result {
             Ok(c) => Job {
