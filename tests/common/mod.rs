@@ -161,14 +161,15 @@ fn similarity(a: &Node, b: &Node) -> usize {
 }
 
 /// Aligns two child lists in order, pairing same-name elements so that the
-/// total similarity is largest. Returns, per child of `a`, its partner in `b`.
-fn align(a: &[Node], b: &[Node]) -> Vec<Option<usize>> {
+/// total similarity is largest; children of `a` in `gone` (reported removed)
+/// are not paired. Returns, per child of `a`, its partner in `b`.
+fn align(a: &[Node], b: &[Node], gone: &[bool]) -> Vec<Option<usize>> {
     let (n, m) = (a.len(), b.len());
     let mut best = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
             let mut v = best[i + 1][j].max(best[i][j + 1]);
-            if a[i].name == b[j].name {
+            if a[i].name == b[j].name && !gone[i] {
                 v = v.max(similarity(&a[i], &b[j]) + best[i + 1][j + 1]);
             }
             best[i][j] = v;
@@ -177,7 +178,7 @@ fn align(a: &[Node], b: &[Node]) -> Vec<Option<usize>> {
     let (mut i, mut j) = (0, 0);
     let mut pairs = vec![None; n];
     while i < n && j < m {
-        if a[i].name == b[j].name && best[i][j] == similarity(&a[i], &b[j]) + best[i + 1][j + 1] {
+        if a[i].name == b[j].name && !gone[i] && best[i][j] == similarity(&a[i], &b[j]) + best[i + 1][j + 1] {
             pairs[i] = Some(j);
             i += 1;
             j += 1;
@@ -196,28 +197,37 @@ pub fn unexplained_losses(input: &str, output: &str, findings: &[Finding]) -> Ve
     let (a, b) = (tree(input), tree(output));
     let mut gone = Vec::new();
     let root = format!("/{}", a.name);
-    walk(&a, &b, &root, &mut gone);
+    let removed: Vec<&str> = findings.iter().filter(|f| f.kind == Kind::Removed).map(|f| f.path.as_str()).collect();
+    walk(&a, &b, &root, &removed, &mut gone);
     gone.retain(|p| {
         !findings.iter().any(|f| f.path == *p || (f.kind == Kind::Removed && p.starts_with(&format!("{}/", f.path))))
     });
     gone
 }
 
-fn walk(a: &Node, b: &Node, path: &str, gone: &mut Vec<String>) {
+fn walk(a: &Node, b: &Node, path: &str, removed: &[&str], gone: &mut Vec<String>) {
     for (k, _) in &a.attrs {
         if !b.attrs.iter().any(|(kb, _)| kb == k) {
             gone.push(format!("{path}/@{k}"));
         }
     }
-    let pairs = align(&a.children, &b.children);
+    let paths: Vec<String> = a
+        .children
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let same = a.children.iter().filter(|s| s.name == c.name).count();
+            let index = a.children[..=i].iter().filter(|s| s.name == c.name).count();
+            let seg = if same > 1 || a.name == "devices" { format!("{}[{index}]", c.name) } else { c.name.clone() };
+            format!("{path}/{seg}")
+        })
+        .collect();
+    let reported: Vec<bool> = paths.iter().map(|p| removed.contains(&p.as_str())).collect();
+    let pairs = align(&a.children, &b.children, &reported);
     for (i, c) in a.children.iter().enumerate() {
-        let same = a.children.iter().filter(|s| s.name == c.name).count();
-        let index = a.children[..=i].iter().filter(|s| s.name == c.name).count();
-        let seg = if same > 1 || a.name == "devices" { format!("{}[{index}]", c.name) } else { c.name.clone() };
-        let p = format!("{path}/{seg}");
         match pairs[i] {
-            Some(j) => walk(c, &b.children[j], &p, gone),
-            None => gone.push(p),
+            Some(j) => walk(c, &b.children[j], &paths[i], removed, gone),
+            None => gone.push(paths[i].clone()),
         }
     }
 }
