@@ -166,8 +166,13 @@ impl<'a> Document<'a> {
         let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
         roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e, src))?;
         let mut doc = Document { src, bom, els: Vec::new(), root: El(0), namespaces: Vec::new(), quote: b'\'' };
-        doc.build().map_err(|at| match at {
-            Some(offset) => Error::TooDeep { line: line_of(src, offset), limit: MAX_DEPTH },
+        doc.build().map_err(|e| match e {
+            Some((offset, None)) => Error::TooDeep { line: line_of(src, offset), limit: MAX_DEPTH },
+            Some((offset, Some(name))) => Error::Malformed {
+                line: line_of(src, offset),
+                column: 0,
+                message: format!("'{name}' is not a valid name (an empty namespace prefix)"),
+            },
             None => Error::Malformed { line: 0, column: 0, message: "xenify could not scan this document".into() },
         })?;
         Ok(doc)
@@ -175,9 +180,11 @@ impl<'a> Document<'a> {
 
     /// Builds the element tree by scanning the (well-formed) text: every
     /// markup construct starts with `<`. Fails with the offset of an element
-    /// nested deeper than [`MAX_DEPTH`], or `None` if the text is not what
-    /// roxmltree accepted.
-    fn build(&mut self) -> Result<(), Option<usize>> {
+    /// nested deeper than [`MAX_DEPTH`], or of a name with an empty prefix
+    /// (`:bus`, which roxmltree lets through but which would match no name
+    /// a pass looks for), or `None` if the text is not what roxmltree accepted.
+    #[allow(clippy::type_complexity)]
+    fn build(&mut self) -> Result<(), Option<(usize, Option<String>)>> {
         let src = self.src;
         // The open elements, each with the length of `scope` before its
         // namespace declarations.
@@ -223,9 +230,15 @@ impl<'a> Document<'a> {
                 i = end;
             } else {
                 if open.len() >= MAX_DEPTH {
-                    return Err(Some(p));
+                    return Err(Some((p, None)));
                 }
                 let el = scan_start_tag(src, p, &mut scratch).ok_or(None)?;
+                let bad_name = |n: &str| n.starts_with(':') || n.ends_with(':');
+                if let Some(n) =
+                    std::iter::once(&*el.qname).chain(el.attrs.iter().map(|a| &*a.qname)).find(|n| bad_name(n))
+                {
+                    return Err(Some((p, Some(n.to_string()))));
+                }
                 let sp = el.span.as_ref().ok_or(None)?;
                 let (self_closing, stag_end) = (sp.self_closing, (sp.stag_end as usize) as usize);
                 if first_quote.is_none() {

@@ -54,6 +54,7 @@ impl fmt::Display for Error {
             ),
             Error::NoRoot => write!(f, "no root element: this is not XML"),
             Error::Malformed { line: 0, message, .. } => write!(f, "malformed XML: {message}"),
+            Error::Malformed { line, column: 0, message } => write!(f, "malformed XML at line {line}: {message}"),
             Error::Malformed { line, column, message } => write!(f, "malformed XML at line {line}, column {column}: {message}"),
             Error::TooManyNodes { limit } => {
                 write!(f, "the document has more than {limit} XML nodes; this is not a libvirt document")

@@ -23,9 +23,14 @@ fn run(cx: &mut Cx) {
     let devices = cx.devices();
     let mut entries: Vec<(u32, Option<&'static str>, El, El)> = Vec::new();
     for d in &devices {
-        let Some(b) = cx.doc().child(*d, "boot") else {
+        // libvirt reads the first <boot> of a device; any others go with it.
+        let boots: Vec<El> = cx.doc().children_named(*d, "boot").collect();
+        let Some(&b) = boots.first() else {
             continue;
         };
+        for extra in &boots[1..] {
+            cx.remove(*extra, "second <boot> of a device: libvirt reads only the first");
+        }
         let order = cx.doc().attr(b, "order").and_then(|o| o.parse::<u32>().ok()).unwrap_or(u32::MAX);
         let class = match cx.doc().qname(*d) {
             "disk" => match device_kind(cx.doc(), *d) {
@@ -61,17 +66,7 @@ fn run(cx: &mut Cx) {
         return;
     }
     if entries.is_empty() {
-        if os_boots.is_empty() && cx.doc().child(os, "kernel").is_none() {
-            let media = devices
-                .iter()
-                .any(|d| cx.doc().is(*d, "disk") && device_kind(cx.doc(), *d) == "cdrom" && has_media(cx.doc(), *d));
-            let (devs, why): (&[&str], _) = if media {
-                (&["hd", "cdrom"], "no boot order was given: the disk, then the CD-ROM with media, as KVM boots")
-            } else {
-                (&["hd"], "no boot order was given: the disk, as KVM boots")
-            };
-            write_boot(cx, os, devs, why);
-        }
+        default_order(cx, os, &devices, os_boots.is_empty());
         return;
     }
     entries.sort_by_key(|e| e.0);
@@ -94,6 +89,14 @@ fn run(cx: &mut Cx) {
     if has_disk && !devs.contains(&"hd") {
         devs.push("hd");
     }
+    if devs.is_empty() {
+        // Only devices libxl cannot boot from had an order: as if none had.
+        for (_, _, b, _) in entries {
+            cx.remove(b, "per-device boot order of a device libxl cannot boot from");
+        }
+        default_order(cx, os, &devices, os_boots.is_empty());
+        return;
+    }
     for b in os_boots {
         cx.remove(b, "<os><boot> replaced by the per-device boot order (libvirt rejects both forms)");
     }
@@ -102,6 +105,23 @@ fn run(cx: &mut Cx) {
     for (_, _, b, _) in entries {
         cx.remove(b, format!("per-device boot order: libxl ignores it; the order is now in <os> ({summary})"));
     }
+}
+
+/// Without a usable boot order: the disk, then a CD-ROM with media, as KVM
+/// boots (unless `<os>` already orders booting or boots a kernel).
+fn default_order(cx: &mut Cx, os: El, devices: &[El], unordered: bool) {
+    if !unordered || cx.doc().child(os, "kernel").is_some() {
+        return;
+    }
+    let media = devices
+        .iter()
+        .any(|d| cx.doc().is(*d, "disk") && device_kind(cx.doc(), *d) == "cdrom" && has_media(cx.doc(), *d));
+    let (devs, why): (&[&str], _) = if media {
+        (&["hd", "cdrom"], "no boot order was given: the disk, then the CD-ROM with media, as KVM boots")
+    } else {
+        (&["hd"], "no boot order was given: the disk, as KVM boots")
+    };
+    write_boot(cx, os, devs, why);
 }
 
 fn write_boot(cx: &mut Cx, os: El, devs: &[&str], why: &str) {

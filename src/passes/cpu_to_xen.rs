@@ -25,7 +25,10 @@ pub const PASS: Pass = Pass {
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
+    cx.drop_duplicates(domain, "cpu");
     let Some(cpu) = cx.doc().child(domain, "cpu") else { return };
+    cx.drop_duplicates(cpu, "numa");
+    cx.drop_duplicates(cpu, "topology");
     let (max, _) = cx.vcpus().unwrap_or((1, 1));
     let mode = cx.doc().attr(cpu, "mode").unwrap_or("custom").to_string();
     if mode == "host-passthrough" {

@@ -188,12 +188,12 @@ fn clean(cx: &mut Cx, disk: El) {
         cx.remove_attrs(driver, VIRTIO_ONLY_DRIVER, "is virtio-only: libvirt rejects it on the Xen bus");
     }
     cx.remove_children(disk, IGNORED_CHILDREN, "is ignored by libxl");
-    if let Some(iotune) = cx.doc().child(disk, "iotune") {
+    for iotune in cx.doc().children_named(disk, "iotune").collect::<Vec<_>>() {
         cx.remove_warn(iotune, "<iotune>: libxl ignores disk I/O limits", "the disk's I/O is no longer limited");
     }
-    if let Some(s) = cx.doc().child(disk, "shareable") {
-        // libxl ignores it, and libvirt's xl export turns it into an access
-        // mode xl rejects (`access=!`).
+    // libxl ignores <shareable/>, and libvirt's xl export turns it into an
+    // access mode xl rejects (`access=!`).
+    for s in cx.doc().children_named(disk, "shareable").collect::<Vec<_>>() {
         cx.remove_warn(
             s,
             "<shareable/>: libxl ignores it",

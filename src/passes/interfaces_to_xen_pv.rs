@@ -55,7 +55,7 @@ fn run(cx: &mut Cx) {
                 cx.remove(c, why);
             }
         }
-        if let Some(mtu) = cx.doc().child(nic, "mtu") {
+        for mtu in cx.doc().children_named(nic, "mtu").collect::<Vec<_>>() {
             let size = cx.doc().attr(mtu, "size").unwrap_or("?").to_string();
             cx.remove_warn(
                 mtu,
@@ -139,7 +139,7 @@ fn bandwidth(cx: &mut Cx, nic: El) {
         return;
     };
     let mut lost = false;
-    if let Some(inbound) = cx.doc().child(bw, "inbound") {
+    for inbound in cx.doc().children_named(bw, "inbound").collect::<Vec<_>>() {
         cx.remove(inbound, "<inbound> rate limit: libxl ignores it");
         lost = true;
     }
@@ -159,7 +159,7 @@ fn bandwidth(cx: &mut Cx, nic: El) {
 /// Filters, link state, port isolation and VLANs: controls libxl does not
 /// enforce, removed only when the policy accepts their loss.
 fn controls(cx: &mut Cx, nic: El) {
-    if let Some(f) = cx.doc().child(nic, "filterref") {
+    for f in cx.doc().children_named(nic, "filterref").collect::<Vec<_>>() {
         let name = cx.doc().attr(f, "filter").unwrap_or("?").to_string();
         let path = cx.doc().path(f);
         if cx.loss(
@@ -175,7 +175,9 @@ fn controls(cx: &mut Cx, nic: El) {
             );
         }
     }
-    if let Some(port) = cx.doc().child(nic, "port").filter(|p| cx.doc().attr(*p, "isolated") == Some("yes")) {
+    let ports: Vec<El> =
+        cx.doc().children_named(nic, "port").filter(|p| cx.doc().attr(*p, "isolated") == Some("yes")).collect();
+    for port in ports {
         let path = cx.doc().path(port);
         if cx.loss(
             path.clone(),
@@ -186,7 +188,9 @@ fn controls(cx: &mut Cx, nic: El) {
             cx.accepted(path, Loss::Nwfilter, "the NIC is no longer isolated from other isolated ports on the bridge");
         }
     }
-    if let Some(link) = cx.doc().child(nic, "link").filter(|l| cx.doc().attr(*l, "state") == Some("down")) {
+    let links: Vec<El> =
+        cx.doc().children_named(nic, "link").filter(|l| cx.doc().attr(*l, "state") == Some("down")).collect();
+    for link in links {
         let path = cx.doc().path(link);
         if cx.loss(path.clone(), Loss::LinkState, "link state 'down' cannot be enforced by Xen (libxl ignores it: the NIC would start with its cable plugged in)") {
             cx.remove(link, "<link state='down'>");
@@ -194,7 +198,8 @@ fn controls(cx: &mut Cx, nic: El) {
         }
     }
     let ovs = cx.doc().child(nic, "virtualport").is_some_and(|v| cx.doc().attr(v, "type") == Some("openvswitch"));
-    if let Some(vlan) = cx.doc().child(nic, "vlan").filter(|_| !ovs) {
+    let vlans: Vec<El> = cx.doc().children_named(nic, "vlan").filter(|_| !ovs).collect();
+    for vlan in vlans {
         let tags: Vec<String> =
             cx.doc().children_named(vlan, "tag").filter_map(|t| cx.doc().attr(t, "id").map(str::to_string)).collect();
         let path = cx.doc().path(vlan);

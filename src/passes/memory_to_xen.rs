@@ -29,7 +29,7 @@ fn run(cx: &mut Cx) {
         }
     }
     let Some(domain) = cx.domain() else { return };
-    if let Some(max) = cx.doc().child(domain, "maxMemory") {
+    for max in cx.doc().children_named(domain, "maxMemory").collect::<Vec<_>>() {
         cx.remove(max, "<maxMemory> (memory hot-plug slots): no memory hot-plug on Xen");
     }
     let memory = cx.doc().child(domain, "memory");
@@ -63,7 +63,7 @@ fn run(cx: &mut Cx) {
         }
     }
     for name in ["memoryBacking", "memtune", "numatune"] {
-        if let Some(e) = cx.doc().child(domain, name) {
+        for e in cx.doc().children_named(domain, name).collect::<Vec<_>>() {
             let consequence = match name {
                 "memoryBacking" => {
                     "the guest's memory is no longer backed by huge pages, locked or shared as configured"

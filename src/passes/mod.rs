@@ -235,6 +235,16 @@ impl<'r, 'a> Cx<'r, 'a> {
         }
     }
 
+    /// Removes the children of `e` named `name` after the first: libvirt
+    /// reads only the first, and a pass that removes the first must not
+    /// bring a second to light on the next run.
+    pub fn drop_duplicates(&mut self, e: El, name: &str) {
+        let extra: Vec<El> = self.doc.children_named(e, name).skip(1).collect();
+        for x in extra {
+            self.remove(x, format!("second <{name}>: libvirt reads only the first"));
+        }
+    }
+
     /// Removes every child of `e` named in `names`.
     pub fn remove_children(&mut self, e: El, names: &[&str], why: &str) {
         let kids: Vec<El> = self.doc.children(e).filter(|c| names.iter().any(|n| self.doc.is(*c, n))).collect();

@@ -36,7 +36,7 @@ fn run(cx: &mut Cx) {
     }
     firmware(cx, os);
     for name in ["smbios", "bootmenu", "bios"] {
-        if let Some(e) = cx.doc().child(os, name) {
+        for e in cx.doc().children_named(os, name).collect::<Vec<_>>() {
             let why = match name {
                 "smbios" => "<smbios>: libxl ignores it, so the guest no longer sees the SMBIOS data of <sysinfo>",
                 "bootmenu" => "<bootmenu>: libxl ignores it",
@@ -67,6 +67,9 @@ fn to_pvh(cx: &mut Cx, os: El, ty: El, os_type: &str) {
 }
 
 fn firmware(cx: &mut Cx, os: El) {
+    for name in ["loader", "nvram", "firmware"] {
+        cx.drop_duplicates(os, name);
+    }
     let doc = cx.doc();
     let loader = doc.child(os, "loader");
     let efi_attr = doc.attr(os, "firmware") == Some("efi");

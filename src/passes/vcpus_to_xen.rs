@@ -57,7 +57,7 @@ fn run(cx: &mut Cx) {
             }
         }
     }
-    if let Some(vcpus) = cx.doc().child(domain, "vcpus") {
+    for vcpus in cx.doc().children_named(domain, "vcpus").collect::<Vec<_>>() {
         cx.remove(
             vcpus,
             "<vcpus> (per-vCPU state): libvirt's libxl driver rejects it (\"individual CPU state configuration is not supported\"); <vcpu current> keeps the count",
