@@ -13,7 +13,6 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 
@@ -193,11 +192,11 @@ impl<'a> Document<'a> {
         let mut scope: Vec<(&'a str, Option<u16>)> = Vec::new();
         let mut first_quote = None;
         let mut scratch = Vec::new();
-        // Every element starts with a `<` followed by a name: that bound,
-        // with room for the elements passes add, spares the arena the copy
-        // (and the doubled memory) of growing.
-        let starts = src.as_bytes().windows(2).filter(|w| w[0] == b'<' && !matches!(w[1], b'/' | b'!' | b'?')).count();
-        self.els.reserve_exact(starts + starts / 8 + 64);
+        // Every element starts with a `<`: that bound, with room for the
+        // elements passes add, spares the arena the copy (and the doubled
+        // memory) of growing. Capacity never written to is never resident.
+        let marks = src.bytes().filter(|b| *b == b'<').count();
+        self.els.reserve_exact(marks + marks / 8 + 64);
         let mut i = 0;
         while let Some(k) = src[i..].find('<') {
             let p = i + k;
@@ -414,58 +413,80 @@ impl<'a> Document<'a> {
     /// children of `<devices>` and wherever a name repeats. An element a pass
     /// added has the path of its parent.
     pub fn path(&self, e: El) -> String {
-        let mut segs: Vec<String> = Vec::new();
+        let mut out = String::with_capacity(64);
+        self.push_path(e, &mut out);
+        out
+    }
+
+    fn push_path(&self, e: El, out: &mut String) {
+        // The chain from the root down, input elements only: an added
+        // element has the path of its nearest input ancestor.
+        let mut chain: Vec<El> = Vec::with_capacity(8);
         let mut cur = Some(e);
         while let Some(c) = cur {
             let el = self.el(c);
             if el.span.is_some() {
-                segs.push(self.segment(c));
+                chain.push(c);
             } else {
-                segs.clear();
+                chain.clear();
             }
             cur = el.parent;
         }
-        let mut out = String::new();
-        for s in segs.iter().rev() {
+        for &c in chain.iter().rev() {
             out.push('/');
-            out.push_str(s);
+            self.push_segment(c, out);
         }
-        out
     }
 
     /// The path of attribute `name` of `e`.
     pub fn attr_path(&self, e: El, name: &str) -> String {
-        format!("{}/@{}", self.path(e), name)
+        let mut out = String::with_capacity(64);
+        self.push_path(e, &mut out);
+        out.push_str("/@");
+        out.push_str(name);
+        out
     }
 
-    fn segment(&self, e: El) -> String {
+    fn push_segment(&self, e: El, out: &mut String) {
         let el = self.el(e);
-        let Some(p) = el.parent else { return el.qname.to_string() };
+        out.push_str(&el.qname);
+        let Some(p) = el.parent else { return };
         if el.sibling.get().is_none() {
             self.number_children(p);
         }
         let (index, repeated) = el.sibling.get().copied().unwrap_or((1, false));
         if repeated || self.is(p, "devices") {
-            format!("{}[{}]", el.qname, index)
-        } else {
-            el.qname.to_string()
+            out.push('[');
+            out.push_str(&index.to_string());
+            out.push(']');
         }
     }
 
     /// Numbers the input children of `p` among their same-name siblings.
     fn number_children(&self, p: El) {
         let kids: Vec<El> = self.children_in_input(p).collect();
-        let mut counts: HashMap<(&str, Option<u16>), u32> = HashMap::new();
+        // A parent has few distinct child names: a list beats a hash map.
+        let mut counts: Vec<(&str, Option<u16>, u32)> = Vec::new();
         let mut index = Vec::with_capacity(kids.len());
         for k in &kids {
             let el = self.el(*k);
-            let n = counts.entry((&el.qname, el.ns)).or_default();
-            *n += 1;
-            index.push(*n);
+            let key = (&*el.qname, el.ns);
+            let n = match counts.iter_mut().find(|c| (c.0, c.1) == key) {
+                Some(c) => {
+                    c.2 += 1;
+                    c.2
+                }
+                None => {
+                    counts.push((key.0, key.1, 1));
+                    1
+                }
+            };
+            index.push(n);
         }
         for (k, i) in kids.iter().zip(index) {
             let el = self.el(*k);
-            let _ = el.sibling.set((i, counts[&(&*el.qname, el.ns)] > 1));
+            let total = counts.iter().find(|c| (c.0, c.1) == (&*el.qname, el.ns)).map_or(1, |c| c.2);
+            let _ = el.sibling.set((i, total > 1));
         }
     }
 
