@@ -9,7 +9,7 @@ ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boo
 INTEROP := target/interop
 DEMO    := fixtures/domains/hostedengine-lease.xml
 
-.PHONY: all build test interop demo clean fuzz
+.PHONY: all build test interop demo clean fuzz bench
 
 all: build
 
@@ -51,6 +51,13 @@ interop: build
 	done
 	@$(ORACLE) $(INTEROP)/generated/*.xml >$(INTEROP)/generated.log || { grep -v '^ok' $(INTEROP)/generated.log; exit 1; }
 	@echo "ok: $$(grep -c '^ok' $(INTEROP)/generated.log) generated domains"
+
+# One table of costs, all medians from this run: in-process parse against
+# pipeline (criterion), the hook against `cp` and a minidom Python hook, and
+# `xenify check` over 1,000 domains. See docs/performance.md.
+bench: build
+	$(CARGO) bench --locked --bench pipeline -- --noplot >/dev/null
+	python3 benches/run.py
 
 # Convert a bundled oVirt domain and show what changed.
 demo: build

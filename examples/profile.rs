@@ -1,5 +1,5 @@
 //! Runs the pipeline over a domain many times, for a profiler:
-//! `valgrind --tool=callgrind target/release/examples/profile fixtures/domains/testComplexVm.xml`.
+//! `cargo build --profile profiling --example profile && valgrind --tool=callgrind target/profiling/examples/profile fixtures/domains/testComplexVm.xml`.
 
 fn main() {
     let path = std::env::args().nth(1).expect("a domain file");

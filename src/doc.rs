@@ -195,7 +195,7 @@ impl<'a> Document<'a> {
         // Every element starts with a `<`: that bound, with room for the
         // elements passes add, spares the arena the copy (and the doubled
         // memory) of growing. Capacity never written to is never resident.
-        let marks = src.bytes().filter(|b| *b == b'<').count();
+        let marks = src.as_bytes().iter().filter(|b| **b == b'<').count();
         self.els.reserve_exact(marks + marks / 8 + 64);
         let mut i = 0;
         while let Some(k) = src[i..].find('<') {

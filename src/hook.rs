@@ -105,5 +105,10 @@ pub fn run() -> Result<u8> {
     };
     let mut err = std::io::BufWriter::new(std::io::stderr().lock());
     let _ = job.report().write_text(&hint, &mut err).and_then(|()| err.flush());
-    Ok(if job.outcome == Outcome::Converted { OK } else { FAIL })
+    let code = if job.outcome == Outcome::Converted { OK } else { FAIL };
+    // The process ends here: freeing the document piece by piece would only
+    // cost time.
+    std::mem::forget(job);
+    std::mem::forget(read);
+    Ok(code)
 }
