@@ -573,11 +573,14 @@ impl<'a> Document<'a> {
         true
     }
 
-    /// Replaces the character data of an element without element children.
+    /// Replaces the character data of an element whose children, if any,
+    /// have all been removed (the text takes the whole content).
     pub fn set_text(&mut self, e: El, text: &str) -> bool {
+        if self.children(e).next().is_some() {
+            return false;
+        }
         let el = self.el_mut(e);
-        debug_assert!(el.children.is_empty(), "set_text on an element with children");
-        if el.text.as_deref() == Some(text) {
+        if el.text.as_deref() == Some(text) && el.children.is_empty() {
             return false;
         }
         el.text = Some(Cow::Owned(text.to_string()));

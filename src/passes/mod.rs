@@ -306,6 +306,13 @@ impl<'r, 'a> Cx<'r, 'a> {
 
     /// Replaces the text of `e`.
     pub fn set_text(&mut self, e: El, text: &str, why: &str) -> bool {
+        // An element that holds a value has no children in libvirt's XML;
+        // any there are go, each with its finding, before the text is set.
+        let name = self.doc.qname(e).to_string();
+        for c in self.doc.children(e).collect::<Vec<_>>() {
+            let child = self.doc.qname(c).to_string();
+            self.remove(c, format!("<{child}> inside <{name}>, which holds a value: libvirt reads no element there"));
+        }
         let old = self.doc.text(e).unwrap_or("").trim().to_string();
         if !self.doc.set_text(e, text) {
             return false;
