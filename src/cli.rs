@@ -49,18 +49,41 @@ failure, shows as the VM's error. Exit 0 on success, 2 on a refusal or any error
 start). Reads no stdin. Installed as a link in /usr/libexec/vdsm/hooks/before_vm_start/, xenify runs this \
 mode by itself.")]
     Hook,
-    /// Write files derived from this program: the commented policy file
+    /// Check that this host can run xenify as a Vdsm hook on Xen
+    #[command(long_about = "Check that this host can run xenify as a Vdsm hook on Xen, one line per check \
+with what to do when it fails: a Xen dom0; libvirt's libxl driver and Xen's xl installed; the hook links in \
+place, pointing at this binary and executable by the vdsm user; the policy file parses (and which non-default \
+values and accepted losses it puts in force); and whether Vdsm still connects only to qemu:///system. \
+Exit 0 only when every check passes.")]
+    Doctor(DoctorArgs),
+    /// Write files derived from this program (packaging uses it)
     #[command(hide = true)]
     Generate {
-        #[arg(value_enum)]
+        #[command(subcommand)]
         what: Generated,
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Subcommand, Debug)]
 pub enum Generated {
     /// The commented default policy file, on stdout
     Config,
+    /// The man pages: xenify(1), one page per subcommand, xenify.toml(5)
+    Man { dir: PathBuf },
+    /// Shell completions for bash, zsh and fish
+    Completions { dir: PathBuf },
+    /// The Vdsm hook points a link to xenify belongs in, one per line
+    HookPoints,
+}
+
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Check the host whose root file system is at DIR instead of /
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Report format on stdout
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub report: ReportFormat,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -189,8 +212,16 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(code)
         }
         Command::Hook => crate::hook::run(),
-        Command::Generate { what: Generated::Config } => {
-            io::stdout().write_all(xenify::policy::default_file().as_bytes())?;
+        Command::Doctor(args) => crate::doctor::run(&args.root, args.report == ReportFormat::Json),
+        Command::Generate { what } => {
+            match what {
+                Generated::Config => io::stdout().write_all(xenify::policy::default_file().as_bytes())?,
+                Generated::Man { dir } => crate::generate::man(&dir)?,
+                Generated::Completions { dir } => crate::generate::completions(&dir)?,
+                Generated::HookPoints => io::stdout().write_all(
+                    crate::hook::POINTS.iter().map(|(p, _)| format!("{p}\n")).collect::<String>().as_bytes(),
+                )?,
+            }
             Ok(0)
         }
     }

@@ -219,7 +219,7 @@ impl<'a> Document<'a> {
                 sp.etag_start = p as u32;
                 sp.end = end as u32;
                 if el.children.is_empty() {
-                    let raw = &src[(sp.stag_end as usize) as usize..p];
+                    let raw = &src[sp.stag_end as usize..p];
                     el.text = Some(if raw.contains(['<', '&', '\r']) {
                         Cow::Owned(decode_text(raw))
                     } else {
@@ -239,7 +239,7 @@ impl<'a> Document<'a> {
                     return Err(Some((p, Some(n.to_string()))));
                 }
                 let sp = el.span.as_ref().ok_or(None)?;
-                let (self_closing, stag_end) = (sp.self_closing, (sp.stag_end as usize) as usize);
+                let (self_closing, stag_end) = (sp.self_closing, sp.stag_end as usize);
                 if first_quote.is_none() {
                     first_quote = el.attrs.first().and_then(|a| a.raw.as_ref()).map(|r| r.quote);
                 }
@@ -1100,7 +1100,7 @@ fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -
         ns: None,
         qname: Cow::Borrowed(qname),
         // Collected from the scratch buffer: allocated at its exact size.
-        attrs: attrs.drain(..).collect(),
+        attrs: std::mem::take(attrs),
         children: Vec::new(),
         text: None,
         // The end tag is filled in when the scan reaches it.

@@ -32,18 +32,29 @@ pub const PROPERTY_PREFIX: &str = "xenify_";
 const OK: u8 = 0;
 const FAIL: u8 = 2;
 
+/// The hook points xenify is installed at: those whose output Vdsm uses
+/// (vdsm-hooks.md §1.5), with what each hands the hook. The migration
+/// destination and dehibernate points are not here: Vdsm ignores what a
+/// hook writes there, so converting would only pretend.
+pub const POINTS: [(&str, Point); 6] = [
+    ("before_vm_start", Point::Start),
+    ("before_device_create", Point::DeviceCreate),
+    ("before_nic_hotplug", Point::Attach),
+    ("before_disk_hotplug", Point::Attach),
+    ("before_update_device", Point::Update),
+    ("before_memory_hotplug", Point::Attach),
+];
+
+/// The name of the link in each hook directory; Vdsm runs hooks in the
+/// lexical order of their names, and 50_ leaves room on both sides.
+pub const LINK_NAME: &str = "50_xenify";
+
 /// The hook point, from the directory Vdsm started the binary from
 /// (`/usr/libexec/vdsm/hooks/before_nic_hotplug/50_xenify`), and its name.
 pub fn point() -> (Point, String) {
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_default();
     let dir = argv0.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
-    let point = match dir.as_str() {
-        "before_vm_start" => Point::Start,
-        "before_device_create" => Point::DeviceCreate,
-        "before_nic_hotplug" | "before_disk_hotplug" | "before_memory_hotplug" => Point::Attach,
-        "before_update_device" => Point::Update,
-        _ => Point::Unknown,
-    };
+    let point = POINTS.iter().find(|(name, _)| *name == dir).map_or(Point::Unknown, |(_, p)| *p);
     (point, dir)
 }
 

@@ -10,7 +10,9 @@ use clap::Parser;
 
 mod check;
 mod cli;
+mod doctor;
 mod files;
+mod generate;
 mod hook;
 mod host;
 mod job;

@@ -220,7 +220,8 @@ pub fn default_file() -> String {
     out
 }
 
-fn capitalise(s: &str) -> String {
+/// The sentence case of a phrase.
+pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }

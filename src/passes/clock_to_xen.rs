@@ -23,14 +23,11 @@ fn run(cx: &mut Cx) {
     let Some(clock) = cx.doc().child(domain, "clock") else {
         return;
     };
-    match cx.doc().attr(clock, "offset") {
-        Some(o @ ("timezone" | "absolute")) => {
-            let message = format!(
-                "clock offset='{o}' is rejected by libvirt's libxl driver and has no honest Xen equivalent; use 'utc', 'localtime' or 'variable'"
-            );
-            cx.refuse(cx.doc().attr_path(clock, "offset"), message);
-        }
-        _ => {}
+    if let Some(o @ ("timezone" | "absolute")) = cx.doc().attr(clock, "offset") {
+        let message = format!(
+            "clock offset='{o}' is rejected by libvirt's libxl driver and has no honest Xen equivalent; use 'utc', 'localtime' or 'variable'"
+        );
+        cx.refuse(cx.doc().attr_path(clock, "offset"), message);
     }
     let timers: Vec<_> = cx.doc().children_named(clock, "timer").collect();
     for t in timers {
