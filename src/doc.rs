@@ -195,13 +195,20 @@ impl<'a> Document<'a> {
         // Every element starts with a `<`: that bound, with room for the
         // elements passes add, spares the arena the copy (and the doubled
         // memory) of growing. Capacity never written to is never resident.
-        let marks = src.as_bytes().iter().filter(|b| **b == b'<').count();
+        let bytes = src.as_bytes();
+        let marks = memchr::memchr_iter(b'<', bytes).count();
         self.els.reserve_exact(marks + marks / 8 + 64);
         let mut i = 0;
-        while let Some(k) = src[i..].find('<') {
+        while let Some(k) = memchr::memchr(b'<', &bytes[i..]) {
             let p = i + k;
             let rest = &src[p..];
-            let skip = |end: &str| rest.find(end).map(|e| p + e + end.len()).ok_or(None);
+            let skip = |end: &str| {
+                let found = match end.as_bytes() {
+                    [one] => memchr::memchr(*one, rest.as_bytes()),
+                    _ => memchr::memmem::find(rest.as_bytes(), end.as_bytes()),
+                };
+                found.map(|e| p + e + end.len()).ok_or(None)
+            };
             if rest.starts_with("<!--") {
                 i = skip("-->")?;
             } else if rest.starts_with("<![CDATA[") {
@@ -220,7 +227,7 @@ impl<'a> Document<'a> {
                 sp.end = end as u32;
                 if el.children.is_empty() {
                     let raw = &src[sp.stag_end as usize..p];
-                    el.text = Some(if raw.contains(['<', '&', '\r']) {
+                    el.text = Some(if any_byte(raw, b"<&\r") {
                         Cow::Owned(decode_text(raw))
                     } else {
                         Cow::Borrowed(raw)
@@ -1044,6 +1051,12 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
+/// Whether `s` holds any of the ASCII bytes `set`: a byte loop the compiler
+/// vectorises, where a `char` pattern decodes every character.
+fn any_byte(s: &str, set: &[u8]) -> bool {
+    s.bytes().any(|b| set.contains(&b))
+}
+
 /// Scans the start tag at `start` (its `<`) in well-formed text.
 fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -> Option<Element<'a>> {
     let b = src.as_bytes();
@@ -1077,11 +1090,11 @@ fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -
         }
         let quote = *b.get(i)?;
         let value_start = i + 1;
-        let value_len = src[value_start..].find(quote as char)?;
+        let value_len = memchr::memchr(quote, &b[value_start..])?;
         let raw_value = &src[value_start..value_start + value_len];
         i = value_start + value_len + 1;
         attrs_end = i;
-        let value = if raw_value.contains(['&', '\t', '\n', '\r']) {
+        let value = if any_byte(raw_value, b"&\t\n\r") {
             Cow::Owned(decode_attr(raw_value))
         } else {
             Cow::Borrowed(raw_value)
@@ -1099,8 +1112,9 @@ fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -
         parent: None,
         ns: None,
         qname: Cow::Borrowed(qname),
-        // Collected from the scratch buffer: allocated at its exact size.
-        attrs: std::mem::take(attrs),
+        // Copied out of the scratch buffer, which keeps its capacity for
+        // the next tag: allocated once, at its exact size.
+        attrs: attrs.to_vec(),
         children: Vec::new(),
         text: None,
         // The end tag is filled in when the scan reaches it.
