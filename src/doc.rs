@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::fmt;
+use std::fmt::Write as _;
 use std::io;
 
 use crate::error::Error;
@@ -71,16 +72,33 @@ struct Attr<'a> {
     removed: bool,
 }
 
+/// The attributes or children of one element: a run of one of the
+/// document's shared arrays, so that an element costs no allocation of its
+/// own. An edit that grows a run not at the end of its array moves it there.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    start: u32,
+    len: u32,
+}
+
+impl Run {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Element<'a> {
     parent: Option<El>,
     /// Index into `Document::namespaces`; `None` for libvirt's own elements.
     ns: Option<u16>,
     qname: Cow<'a, str>,
-    attrs: Vec<Attr<'a>>,
-    /// Element children in document order, removed ones included (they keep
-    /// their place so that paths and gaps stay those of the input).
-    children: Vec<El>,
+    /// In `Document::attrs`.
+    attrs: Run,
+    /// Element children in document order (in `Document::kids`), removed
+    /// ones included (they keep their place so that paths and gaps stay
+    /// those of the input).
+    children: Run,
     /// Character data of an element without element children.
     text: Option<Cow<'a, str>>,
     /// `None` for elements a pass added.
@@ -142,6 +160,10 @@ pub struct Document<'a> {
     src: &'a str,
     bom: bool,
     els: Vec<Element<'a>>,
+    /// Every element's attributes, each element's a contiguous run.
+    attrs: Vec<Attr<'a>>,
+    /// Every element's children, each element's a contiguous run.
+    kids: Vec<El>,
     root: El,
     namespaces: Vec<String>,
     /// Quote of the first attribute in the input, for new attributes of
@@ -164,7 +186,16 @@ impl<'a> Document<'a> {
         // take memory at once.
         let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
         roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e, src))?;
-        let mut doc = Document { src, bom, els: Vec::new(), root: El(0), namespaces: Vec::new(), quote: b'\'' };
+        let mut doc = Document {
+            src,
+            bom,
+            els: Vec::new(),
+            attrs: Vec::new(),
+            kids: Vec::new(),
+            root: El(0),
+            namespaces: Vec::new(),
+            quote: b'\'',
+        };
         doc.build().map_err(|e| match e {
             Some((offset, None)) => Error::TooDeep { line: line_of(src, offset), limit: MAX_DEPTH },
             Some((offset, Some(name))) => Error::Malformed {
@@ -191,7 +222,6 @@ impl<'a> Document<'a> {
         // In-scope namespace declarations: prefix ("" for the default) and URI.
         let mut scope: Vec<(&'a str, Option<u16>)> = Vec::new();
         let mut first_quote = None;
-        let mut scratch = Vec::new();
         // Every element starts with a `<`: that bound, with room for the
         // elements passes add, spares the arena the copy (and the doubled
         // memory) of growing. Capacity never written to is never resident.
@@ -225,33 +255,31 @@ impl<'a> Document<'a> {
                 let sp = el.span.as_mut().ok_or(None)?;
                 sp.etag_start = p as u32;
                 sp.end = end as u32;
-                if el.children.is_empty() {
+                if el.children.len == 0 {
                     let raw = &src[sp.stag_end as usize..p];
-                    el.text = Some(if any_byte(raw, b"<&\r") {
-                        Cow::Owned(decode_text(raw))
-                    } else {
-                        Cow::Borrowed(raw)
-                    });
+                    el.text =
+                        Some(if any_byte(raw, b"<&\r") { Cow::Owned(decode_text(raw)) } else { Cow::Borrowed(raw) });
                 }
                 i = end;
             } else {
                 if open.len() >= MAX_DEPTH {
                     return Err(Some((p, None)));
                 }
-                let el = scan_start_tag(src, p, &mut scratch).ok_or(None)?;
+                let el = scan_start_tag(src, p, &mut self.attrs).ok_or(None)?;
+                let own = &self.attrs[el.attrs.range()];
                 let bad_name = |n: &str| n.starts_with(':') || n.ends_with(':');
-                if let Some(n) =
-                    std::iter::once(&*el.qname).chain(el.attrs.iter().map(|a| &*a.qname)).find(|n| bad_name(n))
+                if let Some(n) = std::iter::once(&*el.qname).chain(own.iter().map(|a| &*a.qname)).find(|n| bad_name(n))
                 {
                     return Err(Some((p, Some(n.to_string()))));
                 }
                 let sp = el.span.as_ref().ok_or(None)?;
                 let (self_closing, stag_end) = (sp.self_closing, sp.stag_end as usize);
                 if first_quote.is_none() {
-                    first_quote = el.attrs.first().and_then(|a| a.raw.as_ref()).map(|r| r.quote);
+                    first_quote = own.first().and_then(|a| a.raw.as_ref()).map(|r| r.quote);
                 }
                 let mark = scope.len();
-                for a in &el.attrs {
+                for k in el.attrs.range() {
+                    let a = &self.attrs[k];
                     // Scanned names borrow from the input, so they live as long as it.
                     let Cow::Borrowed(q) = &a.qname else { continue };
                     let q: &'a str = q;
@@ -278,7 +306,7 @@ impl<'a> Document<'a> {
                 el.ns = ns;
                 if let Some(p) = parent {
                     let parent = &mut self.els[p.0 as usize];
-                    parent.children.push(id);
+                    parent.children.len += 1;
                     // An element with element children has no text of its own.
                     parent.text = None;
                 }
@@ -295,7 +323,70 @@ impl<'a> Document<'a> {
             return Err(None);
         }
         self.quote = first_quote.unwrap_or(b'\'');
+        self.gather_children();
         Ok(())
+    }
+
+    /// Lays the children out in `kids`, each element's contiguously in
+    /// document order. The scan counted them; here each element's run gets
+    /// its offset, then every element is put in its parent's run.
+    fn gather_children(&mut self) {
+        let mut next = 0;
+        for el in &mut self.els {
+            el.children.start = next;
+            next += el.children.len;
+            el.children.len = 0;
+        }
+        self.kids = vec![El(0); next as usize];
+        for i in 0..self.els.len() {
+            if let Some(p) = self.els[i].parent {
+                let run = &mut self.els[p.0 as usize].children;
+                self.kids[(run.start + run.len) as usize] = El(i as u32);
+                run.len += 1;
+            }
+        }
+    }
+
+    fn attrs_of(&self, e: El) -> &[Attr<'a>] {
+        &self.attrs[self.el(e).attrs.range()]
+    }
+
+    fn attrs_of_mut(&mut self, e: El) -> &mut [Attr<'a>] {
+        let run = self.el(e).attrs;
+        &mut self.attrs[run.range()]
+    }
+
+    fn kids_of(&self, e: El) -> &[El] {
+        &self.kids[self.el(e).children.range()]
+    }
+
+    /// Appends `a` to the attributes of `e`, moving its run to the end of
+    /// the array first unless it is there already.
+    fn push_attr(&mut self, e: El, a: Attr<'a>) {
+        let run = self.el(e).attrs;
+        if run.range().end != self.attrs.len() {
+            let start = self.attrs.len() as u32;
+            self.attrs.extend_from_within(run.range());
+            self.el_mut(e).attrs.start = start;
+        }
+        self.attrs.push(a);
+        self.el_mut(e).attrs.len += 1;
+    }
+
+    /// Puts child `c` of `e` at `index` of its children, moving the run to
+    /// the end of the array first unless it is there already.
+    fn insert_kid(&mut self, e: El, index: usize, c: El) {
+        let run = self.el(e).children;
+        if run.range().end != self.kids.len() {
+            let start = self.kids.len() as u32;
+            self.kids.extend_from_within(run.range());
+            self.el_mut(e).children.start = start;
+        }
+        self.kids.push(c);
+        let run = &mut self.el_mut(e).children;
+        run.len += 1;
+        let range = run.range();
+        self.kids[range][index..].rotate_right(1);
     }
 
     fn intern(&mut self, ns: &str) -> u16 {
@@ -366,12 +457,12 @@ impl<'a> Document<'a> {
 
     /// The children of `e` that are still there, in order.
     pub fn children(&self, e: El) -> impl Iterator<Item = El> + '_ {
-        self.el(e).children.iter().copied().filter(move |c| !self.el(*c).removed)
+        self.kids_of(e).iter().copied().filter(move |c| !self.el(*c).removed)
     }
 
     /// The children `e` had in the input, removed ones included.
     pub fn children_in_input(&self, e: El) -> impl Iterator<Item = El> + '_ {
-        self.el(e).children.iter().copied().filter(move |c| self.el(*c).span.is_some())
+        self.kids_of(e).iter().copied().filter(move |c| self.el(*c).span.is_some())
     }
 
     /// The remaining libvirt children of `e` named `name`.
@@ -390,12 +481,12 @@ impl<'a> Document<'a> {
     }
 
     pub fn attr(&self, e: El, name: &str) -> Option<&str> {
-        self.el(e).attrs.iter().find(|a| !a.removed && a.qname == name).map(|a| &*a.value)
+        self.attrs_of(e).iter().find(|a| !a.removed && a.qname == name).map(|a| &*a.value)
     }
 
     /// The attributes of `e` that are still there, as (qualified name, value).
     pub fn attrs(&self, e: El) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.el(e).attrs.iter().filter(|a| !a.removed).map(|a| (&*a.qname, &*a.value))
+        self.attrs_of(e).iter().filter(|a| !a.removed).map(|a| (&*a.qname, &*a.value))
     }
 
     /// The character data of an element without element children.
@@ -426,23 +517,24 @@ impl<'a> Document<'a> {
     }
 
     fn push_path(&self, e: El, out: &mut String) {
-        // The chain from the root down, input elements only: an added
-        // element has the path of its nearest input ancestor.
-        let mut chain: Vec<El> = Vec::with_capacity(8);
-        let mut cur = Some(e);
-        while let Some(c) = cur {
-            let el = self.el(c);
-            if el.span.is_some() {
-                chain.push(c);
-            } else {
-                chain.clear();
+        // An added element has the path of its nearest input ancestor (and
+        // everything above an input element is from the input too).
+        let mut cur = e;
+        while self.el(cur).span.is_none() {
+            match self.el(cur).parent {
+                Some(p) => cur = p,
+                None => return,
             }
-            cur = el.parent;
         }
-        for &c in chain.iter().rev() {
-            out.push('/');
-            self.push_segment(c, out);
+        self.push_input_path(cur, out);
+    }
+
+    fn push_input_path(&self, e: El, out: &mut String) {
+        if let Some(p) = self.el(e).parent {
+            self.push_input_path(p, out);
         }
+        out.push('/');
+        self.push_segment(e, out);
     }
 
     /// The path of attribute `name` of `e`.
@@ -463,37 +555,28 @@ impl<'a> Document<'a> {
         }
         let (index, repeated) = el.sibling.get().copied().unwrap_or((1, false));
         if repeated || self.is(p, "devices") {
-            out.push('[');
-            out.push_str(&index.to_string());
-            out.push(']');
+            let _ = write!(out, "[{index}]");
         }
     }
 
     /// Numbers the input children of `p` among their same-name siblings.
     fn number_children(&self, p: El) {
-        let kids: Vec<El> = self.children_in_input(p).collect();
         // A parent has few distinct child names: a list beats a hash map.
-        let mut counts: Vec<(&str, Option<u16>, u32)> = Vec::new();
-        let mut index = Vec::with_capacity(kids.len());
-        for k in &kids {
-            let el = self.el(*k);
-            let key = (&*el.qname, el.ns);
-            let n = match counts.iter_mut().find(|c| (c.0, c.1) == key) {
-                Some(c) => {
-                    c.2 += 1;
-                    c.2
-                }
-                None => {
-                    counts.push((key.0, key.1, 1));
-                    1
-                }
-            };
-            index.push(n);
+        // First how often each name occurs, then each child's rank.
+        let mut totals: Vec<(&str, Option<u16>, u32, u32)> = Vec::new();
+        for k in self.children_in_input(p) {
+            let el = self.el(k);
+            match totals.iter_mut().find(|c| (c.0, c.1) == (&*el.qname, el.ns)) {
+                Some(c) => c.2 += 1,
+                None => totals.push((&el.qname, el.ns, 1, 0)),
+            }
         }
-        for (k, i) in kids.iter().zip(index) {
-            let el = self.el(*k);
-            let total = counts.iter().find(|c| (c.0, c.1) == (&*el.qname, el.ns)).map_or(1, |c| c.2);
-            let _ = el.sibling.set((i, total > 1));
+        for k in self.children_in_input(p) {
+            let el = self.el(k);
+            if let Some(c) = totals.iter_mut().find(|c| (c.0, c.1) == (&*el.qname, el.ns)) {
+                c.3 += 1;
+                let _ = el.sibling.set((c.3, c.2 > 1));
+            }
         }
     }
 
@@ -514,8 +597,14 @@ impl<'a> Document<'a> {
     /// Removes `e` (with its whole line when it stands alone on one).
     pub fn remove(&mut self, e: El) {
         if self.el(e).span.is_none() {
+            // An added element leaves no gap: its parent's run closes up.
             if let Some(p) = self.el(e).parent {
-                self.el_mut(p).children.retain(|c| *c != e);
+                let run = self.el(p).children;
+                let kids = &mut self.kids[run.range()];
+                if let Some(i) = kids.iter().position(|c| *c == e) {
+                    kids[i..].rotate_left(1);
+                    self.el_mut(p).children.len -= 1;
+                }
             }
         }
         self.el_mut(e).removed = true;
@@ -527,22 +616,24 @@ impl<'a> Document<'a> {
     /// Sets attribute `name`, adding it after the others if absent. Returns
     /// whether anything changed.
     pub fn set_attr(&mut self, e: El, name: &str, value: &str) -> bool {
-        let el = self.el_mut(e);
-        match el.attrs.iter_mut().find(|a| !a.removed && a.qname == name) {
+        match self.attrs_of_mut(e).iter_mut().find(|a| !a.removed && a.qname == name) {
             Some(a) if a.value == value => return false,
             Some(a) => {
                 a.value = Cow::Owned(value.to_string());
                 a.edited = true;
             }
-            None => el.attrs.push(Attr {
-                qname: Cow::Owned(name.to_string()),
-                value: Cow::Owned(value.to_string()),
-                raw: None,
-                edited: true,
-                removed: false,
-            }),
+            None => self.push_attr(
+                e,
+                Attr {
+                    qname: Cow::Owned(name.to_string()),
+                    value: Cow::Owned(value.to_string()),
+                    raw: None,
+                    edited: true,
+                    removed: false,
+                },
+            ),
         }
-        el.tag_dirty = true;
+        self.el_mut(e).tag_dirty = true;
         self.touch(e);
         true
     }
@@ -550,8 +641,7 @@ impl<'a> Document<'a> {
     /// Renames attribute `old` to `new` in place, keeping its value unless
     /// `value` is given. Returns whether the attribute was there.
     pub fn rename_attr(&mut self, e: El, old: &str, new: &str, value: Option<&str>) -> bool {
-        let el = self.el_mut(e);
-        let Some(a) = el.attrs.iter_mut().find(|a| !a.removed && a.qname == old) else {
+        let Some(a) = self.attrs_of_mut(e).iter_mut().find(|a| !a.removed && a.qname == old) else {
             return false;
         };
         a.qname = Cow::Owned(new.to_string());
@@ -559,23 +649,25 @@ impl<'a> Document<'a> {
             a.value = Cow::Owned(v.to_string());
         }
         a.edited = true;
-        el.tag_dirty = true;
+        self.el_mut(e).tag_dirty = true;
         self.touch(e);
         true
     }
 
     /// Removes attribute `name`. Returns whether it was there.
     pub fn remove_attr(&mut self, e: El, name: &str) -> bool {
-        let el = self.el_mut(e);
-        let Some(i) = el.attrs.iter().position(|a| !a.removed && a.qname == name) else {
+        let attrs = self.attrs_of_mut(e);
+        let Some(i) = attrs.iter().position(|a| !a.removed && a.qname == name) else {
             return false;
         };
-        if el.attrs[i].raw.is_some() {
-            el.attrs[i].removed = true;
+        if attrs[i].raw.is_some() {
+            attrs[i].removed = true;
         } else {
-            el.attrs.remove(i);
+            // An added attribute leaves no trace: the run closes up.
+            attrs[i..].rotate_left(1);
+            self.el_mut(e).attrs.len -= 1;
         }
-        el.tag_dirty = true;
+        self.el_mut(e).tag_dirty = true;
         self.touch(e);
         true
     }
@@ -587,7 +679,7 @@ impl<'a> Document<'a> {
             return false;
         }
         let el = self.el_mut(e);
-        if el.text.as_deref() == Some(text) && el.children.is_empty() {
+        if el.text.as_deref() == Some(text) && el.children.len == 0 {
             return false;
         }
         el.text = Some(Cow::Owned(text.to_string()));
@@ -606,22 +698,20 @@ impl<'a> Document<'a> {
             new.attrs.iter().find(|(k, _)| *k == decl).map(|(_, uri)| uri.clone())
         });
         let ns = ns.map(|uri| self.intern(&uri));
+        let attrs = Run { start: self.attrs.len() as u32, len: new.attrs.len() as u32 };
+        self.attrs.extend(new.attrs.iter().map(|(k, v)| Attr {
+            qname: Cow::Owned(k.clone()),
+            value: Cow::Owned(v.clone()),
+            raw: None,
+            edited: true,
+            removed: false,
+        }));
         self.els.push(Element {
             parent: Some(parent),
             ns,
             qname: Cow::Owned(new.qname.clone()),
-            attrs: new
-                .attrs
-                .iter()
-                .map(|(k, v)| Attr {
-                    qname: Cow::Owned(k.clone()),
-                    value: Cow::Owned(v.clone()),
-                    raw: None,
-                    edited: true,
-                    removed: false,
-                })
-                .collect(),
-            children: Vec::new(),
+            attrs,
+            children: Run { start: self.kids.len() as u32, len: 0 },
             text: new.text.clone().map(Cow::Owned),
             span: None,
             removed: false,
@@ -630,14 +720,14 @@ impl<'a> Document<'a> {
             tag_dirty: true,
             text_dirty: true,
         });
-        let kids = &mut self.el_mut(parent).children;
+        let kids = self.kids_of(parent);
         let index = match at {
             At::First => 0,
             At::Last => kids.len(),
             At::Before(s) => kids.iter().position(|c| *c == s).unwrap_or(kids.len()),
             At::After(s) => kids.iter().position(|c| *c == s).map_or(kids.len(), |i| i + 1),
         };
-        kids.insert(index, id);
+        self.insert_kid(parent, index, id);
         // Text and children do not mix in libvirt XML.
         self.el_mut(parent).text = None;
         self.touch(parent);
@@ -699,7 +789,7 @@ impl<'a> Document<'a> {
     fn quote_of(&self, e: El) -> u8 {
         let mut cur = Some(e);
         while let Some(c) = cur {
-            if let Some(q) = self.el(c).attrs.iter().find_map(|a| a.raw.as_ref().map(|r| r.quote)) {
+            if let Some(q) = self.attrs_of(c).iter().find_map(|a| a.raw.as_ref().map(|r| r.quote)) {
                 return q;
             }
             cur = self.el(c).parent;
@@ -730,7 +820,7 @@ impl<'a> Document<'a> {
         if el.tag_dirty {
             out.push_str(&src[(sp.start as usize)..(sp.name_end as usize)]);
             let quote = self.quote_of(e);
-            for a in el.attrs.iter().filter(|a| !a.removed) {
+            for a in self.attrs_of(e).iter().filter(|a| !a.removed) {
                 match &a.raw {
                     Some(r) if !a.edited => out.push_str(&src[(r.lead as usize)..(r.end as usize)]),
                     Some(r) => {
@@ -759,7 +849,7 @@ impl<'a> Document<'a> {
             }
             return;
         }
-        let kept = el.children.iter().any(|c| !self.el(*c).removed);
+        let kept = self.kids_of(e).iter().any(|c| !self.el(*c).removed);
         if sp.self_closing && !kept {
             out.push_str("/>");
             return;
@@ -774,7 +864,7 @@ impl<'a> Document<'a> {
         let mut pos = sp.stag_end as usize;
         let mut new_since_last = false;
         let indent = self.child_indent(e);
-        for &c in &el.children {
+        for &c in self.kids_of(e) {
             let child = self.el(c);
             match &child.span {
                 Some(csp) => {
@@ -831,7 +921,7 @@ impl<'a> Document<'a> {
         let el = self.el(e);
         let Some(sp) = &el.span else { return false };
         let mut pos = sp.stag_end as usize;
-        for c in &el.children {
+        for c in self.kids_of(e) {
             if let Some(csp) = &self.el(*c).span {
                 if !self.src[pos..(csp.start as usize)].trim().is_empty() {
                     return false;
@@ -865,7 +955,7 @@ impl<'a> Document<'a> {
         let quote = self.quote_of(e);
         out.push('<');
         out.push_str(&el.qname);
-        for a in el.attrs.iter().filter(|a| !a.removed) {
+        for a in self.attrs_of(e).iter().filter(|a| !a.removed) {
             out.push(' ');
             push_attr(out, &a.qname, &a.value, quote);
         }
@@ -1058,7 +1148,8 @@ fn any_byte(s: &str, set: &[u8]) -> bool {
 }
 
 /// Scans the start tag at `start` (its `<`) in well-formed text.
-fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -> Option<Element<'a>> {
+/// Its attributes are appended to `attrs`.
+fn scan_start_tag<'a>(src: &'a str, start: usize, attrs: &mut Vec<Attr<'a>>) -> Option<Element<'a>> {
     let b = src.as_bytes();
     let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
     let mut i = start + 1;
@@ -1067,8 +1158,7 @@ fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -
     }
     let name_end = i;
     let qname = &src[start + 1..name_end];
-    let attrs = scratch;
-    attrs.clear();
+    let first_attr = attrs.len();
     let mut attrs_end = name_end;
     let (tag_end, self_closing) = loop {
         let lead = i;
@@ -1094,11 +1184,8 @@ fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -
         let raw_value = &src[value_start..value_start + value_len];
         i = value_start + value_len + 1;
         attrs_end = i;
-        let value = if any_byte(raw_value, b"&\t\n\r") {
-            Cow::Owned(decode_attr(raw_value))
-        } else {
-            Cow::Borrowed(raw_value)
-        };
+        let value =
+            if any_byte(raw_value, b"&\t\n\r") { Cow::Owned(decode_attr(raw_value)) } else { Cow::Borrowed(raw_value) };
         attrs.push(Attr {
             qname: Cow::Borrowed(name),
             value,
@@ -1112,10 +1199,9 @@ fn scan_start_tag<'a>(src: &'a str, start: usize, scratch: &mut Vec<Attr<'a>>) -
         parent: None,
         ns: None,
         qname: Cow::Borrowed(qname),
-        // Copied out of the scratch buffer, which keeps its capacity for
-        // the next tag: allocated once, at its exact size.
-        attrs: attrs.to_vec(),
-        children: Vec::new(),
+        attrs: Run { start: first_attr as u32, len: (attrs.len() - first_attr) as u32 },
+        // Counted during the scan, laid out after it.
+        children: Run::default(),
         text: None,
         // The end tag is filled in when the scan reaches it.
         span: Some(Span {
