@@ -57,10 +57,17 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    // The entry's type comes with the directory listing: no stat per file.
+    let mut entries: Vec<(PathBuf, bool)> = std::fs::read_dir(dir)?
+        .map(|e| {
+            e.and_then(|e| {
+                Ok((e.path(), e.file_type()?.is_dir() || (e.file_type()?.is_symlink() && e.path().is_dir())))
+            })
+        })
+        .collect::<Result<_, _>>()?;
     entries.sort();
-    for e in entries {
-        if e.is_dir() {
+    for (e, is_dir) in entries {
+        if is_dir {
             walk(&e, out)?;
         } else if e.extension().is_some_and(|x| x == "xml") {
             out.push(e);

@@ -354,7 +354,15 @@ impl<'r, 'a> Cx<'r, 'a> {
 
     /// The devices named `name`.
     pub fn devices_named(&self, name: &str) -> Vec<El> {
-        self.devices().into_iter().filter(|d| self.doc.is(*d, name)).collect()
+        let r = self.doc.root();
+        match self.domain() {
+            Some(d) => match self.doc.child(d, "devices") {
+                Some(devs) => self.doc.children_named(devs, name).collect(),
+                None => Vec::new(),
+            },
+            None if is_device_element(self.doc.local(r)) && self.doc.is(r, name) => vec![r],
+            None => Vec::new(),
+        }
     }
 
     /// The maximum vCPU count once `vcpus-to-xen` has clamped it to the
