@@ -88,6 +88,18 @@ impl Run {
     fn range(self) -> std::ops::Range<usize> {
         self.start as usize..(self.start + self.len) as usize
     }
+
+    /// Appends `item` to this run of `array`, first moving the run to the
+    /// end of the array unless it is there already.
+    fn push<T: Clone>(&mut self, array: &mut Vec<T>, item: T) {
+        if self.range().end != array.len() {
+            let start = array.len() as u32;
+            array.extend_from_within(self.range());
+            self.start = start;
+        }
+        array.push(item);
+        self.len += 1;
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -363,33 +375,17 @@ impl<'a> Document<'a> {
         &self.kids[self.el(e).children.range()]
     }
 
-    /// Appends `a` to the attributes of `e`, moving its run to the end of
-    /// the array first unless it is there already.
+    /// Appends `a` to the attributes of `e`.
     fn push_attr(&mut self, e: El, a: Attr<'a>) {
-        let run = self.el(e).attrs;
-        if run.range().end != self.attrs.len() {
-            let start = self.attrs.len() as u32;
-            self.attrs.extend_from_within(run.range());
-            self.el_mut(e).attrs.start = start;
-        }
-        self.attrs.push(a);
-        self.el_mut(e).attrs.len += 1;
+        let run = &mut self.els[e.0 as usize].attrs;
+        run.push(&mut self.attrs, a);
     }
 
-    /// Puts child `c` of `e` at `index` of its children, moving the run to
-    /// the end of the array first unless it is there already.
+    /// Puts child `c` of `e` at `index` of its children.
     fn insert_kid(&mut self, e: El, index: usize, c: El) {
-        let run = self.el(e).children;
-        if run.range().end != self.kids.len() {
-            let start = self.kids.len() as u32;
-            self.kids.extend_from_within(run.range());
-            self.el_mut(e).children.start = start;
-        }
-        self.kids.push(c);
-        let run = &mut self.el_mut(e).children;
-        run.len += 1;
-        let range = run.range();
-        self.kids[range][index..].rotate_right(1);
+        let run = &mut self.els[e.0 as usize].children;
+        run.push(&mut self.kids, c);
+        self.kids[run.range()][index..].rotate_right(1);
     }
 
     fn intern(&mut self, ns: &str) -> u16 {
