@@ -36,12 +36,12 @@ interop: build
 	@rm -rf $(INTEROP) && mkdir -p $(INTEROP)/hvm $(INTEROP)/pvh
 	@for f in fixtures/domains/*.xml; do \
 	    out=$(INTEROP)/hvm/$$(basename "$$f"); \
-	    target/release/xenify convert "$$f" --accept $(ALL_LOSSES) -o "$$out" 2>"$$out.report" \
+	    $(XENIFY_BIN) convert "$$f" --accept $(ALL_LOSSES) -o "$$out" 2>"$$out.report" \
 	    || { echo "interop: xenify did not convert $$f:" >&2; cat "$$out.report" >&2; exit 1; }; \
 	done
 	@for f in $(PVH_DOMAINS); do \
 	    out=$(INTEROP)/pvh/$$(basename "$$f"); \
-	    target/release/xenify convert "$$f" --config fixtures/interop-pvh.toml -o "$$out" 2>"$$out.report" \
+	    $(XENIFY_BIN) convert "$$f" --config fixtures/interop-pvh.toml -o "$$out" 2>"$$out.report" \
 	    || { echo "interop: xenify did not convert $$f as PVH:" >&2; cat "$$out.report" >&2; exit 1; }; \
 	done
 	$(ORACLE) $(INTEROP)/hvm/*.xml
@@ -51,7 +51,7 @@ interop: build
 	@mkdir -p $(INTEROP)/generated-in $(INTEROP)/generated
 	@XENIFY_GENERATE_DIR=$(CURDIR)/$(INTEROP)/generated-in $(CARGO) test -q --locked --test properties write_generated_domains -- --ignored >/dev/null
 	@for f in $(INTEROP)/generated-in/*.xml; do \
-	    target/release/xenify convert "$$f" --accept $(ALL_LOSSES) -o $(INTEROP)/generated/$$(basename "$$f") 2>/dev/null || true; \
+	    $(XENIFY_BIN) convert "$$f" --accept $(ALL_LOSSES) -o $(INTEROP)/generated/$$(basename "$$f") 2>/dev/null || true; \
 	done
 	@$(ORACLE) $(INTEROP)/generated/*.xml >$(INTEROP)/generated.log || { grep -v '^ok' $(INTEROP)/generated.log; exit 1; }
 	@echo "ok: $$(grep -c '^ok' $(INTEROP)/generated.log) generated domains"
@@ -65,7 +65,7 @@ bench: build
 
 # Convert a bundled oVirt domain and show what changed.
 demo: build
-	target/release/xenify convert $(DEMO) --accept nwfilter,graphics-security --diff
+	$(XENIFY_BIN) convert $(DEMO) --accept nwfilter,graphics-security --diff
 
 clean:
 	$(CARGO) clean

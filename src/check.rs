@@ -16,12 +16,35 @@ use xenify::{Context, Kind, Pass};
 use crate::files;
 use crate::job::Job;
 
+/// What `check` says of one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "converts")]
+    Converts,
+    #[serde(rename = "converts with warnings")]
+    ConvertsWithWarnings,
+    #[serde(rename = "refused")]
+    Refused,
+    #[serde(rename = "error")]
+    Error,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Converts => "converts",
+            Verdict::ConvertsWithWarnings => "converts with warnings",
+            Verdict::Refused => "refused",
+            Verdict::Error => "error",
+        }
+    }
+}
+
 /// One file's line of the table.
 #[derive(Serialize)]
 pub struct Row {
     pub file: String,
-    /// `converts`, `converts with warnings`, `refused` or `error`.
-    pub outcome: &'static str,
+    pub outcome: Verdict,
     pub subject: Option<String>,
     pub changes: usize,
     pub warnings: usize,
@@ -60,11 +83,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     // The entry's type comes with the directory listing: no stat per file.
     let mut entries: Vec<(PathBuf, bool)> = std::fs::read_dir(dir)?
         .map(|e| {
-            e.and_then(|e| {
-                Ok((e.path(), e.file_type()?.is_dir() || (e.file_type()?.is_symlink() && e.path().is_dir())))
-            })
+            let e = e?;
+            let (path, kind) = (e.path(), e.file_type()?);
+            let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
+            Ok((path, is_dir))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<std::io::Result<_>>()?;
     entries.sort();
     for (e, is_dir) in entries {
         if is_dir {
@@ -86,10 +110,10 @@ pub fn row(path: &Path, passes: &[&Pass], context: &Context) -> Row {
     let findings = job.findings();
     let counts = Counts::of(findings);
     let outcome = match job.outcome {
-        Outcome::Converted if counts.warning > 0 => "converts with warnings",
-        Outcome::Converted => "converts",
-        Outcome::Refused => "refused",
-        Outcome::Error => "error",
+        Outcome::Converted if counts.warning > 0 => Verdict::ConvertsWithWarnings,
+        Outcome::Converted => Verdict::Converts,
+        Outcome::Refused => Verdict::Refused,
+        Outcome::Error => Verdict::Error,
     };
     let mut problems: Vec<String> = findings
         .iter()
@@ -112,13 +136,13 @@ pub fn summarise(rows: &[Row]) -> Summary {
     let mut s = Summary { files: rows.len(), ..Summary::default() };
     for r in rows {
         match r.outcome {
-            "converts" => s.converts += 1,
-            "converts with warnings" => {
+            Verdict::Converts => s.converts += 1,
+            Verdict::ConvertsWithWarnings => {
                 s.converts += 1;
                 s.with_warnings += 1;
             }
-            "refused" => s.refused += 1,
-            _ => s.errors += 1,
+            Verdict::Refused => s.refused += 1,
+            Verdict::Error => s.errors += 1,
         }
         for l in &r.losses {
             *s.losses.entry(l.clone()).or_default() += 1;
@@ -140,7 +164,9 @@ pub fn table(rows: &[Row], summary: &Summary) -> String {
     let header = ["FILE", "OUTCOME", "CHANGES", "WARNINGS", "WHAT STOPS IT"];
     let cells: Vec<[String; 5]> = rows
         .iter()
-        .map(|r| [r.file.clone(), r.outcome.to_string(), r.changes.to_string(), r.warnings.to_string(), stops(r)])
+        .map(|r| {
+            [r.file.clone(), r.outcome.as_str().to_string(), r.changes.to_string(), r.warnings.to_string(), stops(r)]
+        })
         .collect();
     let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
     let widths = [width(0), width(1), width(2), width(3)];
@@ -204,20 +230,28 @@ struct Json<'a> {
     summary: &'a Summary,
 }
 
-/// Runs the check and prints the table or the JSON on stdout. Exit 0 only
-/// when every file converts.
-pub fn run(paths: &[PathBuf], passes: &[&Pass], context: &Context, json: bool) -> Result<(Vec<Row>, Summary, u8)> {
+/// Runs the check and prints the table or the JSON on stdout, and the JSON
+/// to `report_file` too if given. Exit 0 only when every file converts.
+pub fn run(
+    paths: &[PathBuf],
+    passes: &[&Pass],
+    context: &Context,
+    json: bool,
+    report_file: Option<&Path>,
+) -> Result<u8> {
     let files = collect(paths)?;
     let rows: Vec<Row> = files.iter().map(|f| row(f, passes, context)).collect();
     let summary = summarise(&rows);
-    let text = if json {
-        let mut s = serde_json::to_string_pretty(&Json { files: &rows, summary: &summary })?;
-        s.push('\n');
-        s
-    } else {
-        table(&rows, &summary)
+    let data = (json || report_file.is_some())
+        .then(|| serde_json::to_string_pretty(&Json { files: &rows, summary: &summary }).map(|s| s + "\n"))
+        .transpose()?;
+    let text = match &data {
+        Some(d) if json => d.clone(),
+        _ => table(&rows, &summary),
     };
     std::io::stdout().write_all(text.as_bytes())?;
-    let code = if summary.converts == summary.files { 0 } else { 1 };
-    Ok((rows, summary, code))
+    if let (Some(path), Some(d)) = (report_file, &data) {
+        std::fs::write(path, d).with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    Ok(if summary.converts == summary.files { 0 } else { 1 })
 }

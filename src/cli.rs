@@ -174,7 +174,7 @@ impl PipelineArgs {
     pub fn policy(&self) -> Result<Policy> {
         let mut policy = Policy::default();
         if let Some(path) = &self.config {
-            policy.apply_file(path, true)?;
+            files::read_policy(&mut policy, path, true)?;
         }
         for (key, value) in &self.set {
             policy.set(key, Raw::Text(value.clone()), Source::Flag { name: format!("--set {key}") })?;
@@ -203,13 +203,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             let policy = args.pipeline.policy()?;
             let context = xenify::Context { policy: &policy, host: &host::System, point: Point::Unknown };
             let json = args.pipeline.report == ReportFormat::Json;
-            let (rows, summary, code) = crate::check::run(&args.paths, &args.pipeline.passes(), &context, json)?;
-            if let Some(path) = &args.pipeline.report_file {
-                let value = serde_json::json!({ "files": rows, "summary": summary });
-                std::fs::write(path, serde_json::to_string_pretty(&value)? + "\n")
-                    .with_context(|| format!("cannot write the report to {}", path.display()))?;
-            }
-            Ok(code)
+            let report_file = args.pipeline.report_file.as_deref();
+            crate::check::run(&args.paths, &args.pipeline.passes(), &context, json, report_file)
         }
         Command::Hook => crate::hook::run(),
         Command::Doctor(args) => crate::doctor::run(&args.root, args.report == ReportFormat::Json),
@@ -219,7 +214,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 Generated::Man { dir } => crate::generate::man(&dir)?,
                 Generated::Completions { dir } => crate::generate::completions(&dir)?,
                 Generated::HookPoints => io::stdout().write_all(
-                    crate::hook::POINTS.iter().map(|(p, _)| format!("{p}\n")).collect::<String>().as_bytes(),
+                    crate::hook::POINTS.iter().map(|p| format!("{}\n", p.name)).collect::<String>().as_bytes(),
                 )?,
             }
             Ok(0)

@@ -280,7 +280,7 @@ impl<'a> Document<'a> {
                 if open.len() >= MAX_DEPTH {
                     return Err(Some((p, None)));
                 }
-                let el = scan_start_tag(src, p, &mut self.attrs).ok_or(None)?;
+                let mut el = scan_start_tag(src, p, &mut self.attrs).ok_or(None)?;
                 let own = &self.attrs[el.attrs.range()];
                 let bad_name = |n: &str| n.starts_with(':') || n.ends_with(':');
                 if let Some(n) = std::iter::once(&*el.qname).chain(own.iter().map(|a| &*a.qname)).find(|n| bad_name(n))
@@ -305,18 +305,14 @@ impl<'a> Document<'a> {
                             None => continue,
                         },
                     };
+                    // An empty URI undeclares the prefix.
                     let uri = (!a.value.is_empty()).then(|| a.value.to_string());
-                    scope.push((prefix, None));
-                    if let Some(uri) = uri {
-                        let index = self.intern(&uri);
-                        scope.last_mut().ok_or(None)?.1 = Some(index);
-                    }
+                    scope.push((prefix, uri.map(|u| self.intern(&u))));
                 }
                 let prefix = el.qname.split_once(':').map_or("", |(p, _)| p);
                 let ns = scope.iter().rev().find(|(p, _)| *p == prefix).and_then(|(_, u)| *u);
                 let id = El(self.els.len() as u32);
                 let parent = open.last().map(|(e, _)| *e);
-                let mut el = el;
                 el.parent = parent;
                 el.ns = ns;
                 if let Some(p) = parent {

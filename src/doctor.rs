@@ -21,13 +21,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
-use xenify::policy::{DEFAULT_CONFIG, KEYS};
+use xenify::policy::KEYS;
 use xenify::Policy;
 
-use crate::hook;
-
-/// Where Vdsm looks for hooks (vdsm-hooks.md §1.1).
-pub const VDSM_HOOKS_DIR: &str = "/usr/libexec/vdsm/hooks";
+use crate::hook::{self, DEFAULT_CONFIG, HOOKS_DIR};
 
 /// The outcome of one check.
 #[derive(Debug, Serialize)]
@@ -137,8 +134,8 @@ pub fn checks(root: &Path, exe: &Path) -> Vec<Check> {
     let host = Host { root };
     let mut checks = vec![dom0(&host), libxl_driver(&host), xl(&host)];
     let vdsm = VdsmUser::read(&host);
-    for (point, _) in hook::POINTS {
-        checks.push(hook_link(&host, point, exe, vdsm.as_ref()));
+    for p in &hook::POINTS {
+        checks.push(hook_link(&host, p.name, exe, vdsm.as_ref()));
     }
     checks.push(config(&host));
     checks.push(vdsm_uri(&host));
@@ -232,7 +229,7 @@ impl VdsmUser {
 
 fn hook_link(host: &Host, point: &str, exe: &Path, vdsm: Option<&VdsmUser>) -> Check {
     let name = format!("hook {point}");
-    let dir = format!("{VDSM_HOOKS_DIR}/{point}");
+    let dir = format!("{HOOKS_DIR}/{point}");
     let link = format!("{dir}/{}", hook::LINK_NAME);
     let exe_shown = exe.display();
     let install = "install the vdsm-hook-xenify package, or run `make install` from the source";

@@ -1,5 +1,6 @@
-//! Reading inputs with a size bound and replacing files atomically: the only
-//! file I/O of the binary, shared by the CLI and the hook.
+//! Reading inputs with a size bound, reading the policy file, and replacing
+//! files atomically: the only file I/O of the conversion, shared by the CLI
+//! and the hook (the library reads no files).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -7,11 +8,17 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use xenify::policy::{PolicyError, Source};
+use xenify::Policy;
+
 /// Reads at most `limit + 1` bytes, so that an oversized input is detected
 /// without reading all of it.
-pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    reader.by_ref().take(limit as u64 + 1).read_to_end(&mut buf)?;
+pub fn read_bounded(reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
+    read_bounded_into(reader, limit, Vec::new())
+}
+
+fn read_bounded_into(reader: impl Read, limit: usize, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    reader.take(limit as u64 + 1).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -23,21 +30,28 @@ pub fn read_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory, not a file"));
     }
     // The buffer at its final size: no copies while it grows.
-    let mut buf = Vec::with_capacity((meta.len() as usize).min(limit) + 1);
-    file.take(limit as u64 + 1).read_to_end(&mut buf)?;
-    Ok(buf)
+    read_bounded_into(file, limit, Vec::with_capacity((meta.len() as usize).min(limit) + 1))
+}
+
+/// Applies the policy file at `path` to `policy`. A missing file is no
+/// error unless `required` (a path the administrator named rather than the
+/// default).
+pub fn read_policy(policy: &mut Policy, path: &Path, required: bool) -> Result<(), PolicyError> {
+    let name = path.display().to_string();
+    match fs::read_to_string(path) {
+        Ok(text) => policy.apply_toml(&text, &name),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => Ok(()),
+        Err(e) => Err(PolicyError {
+            key: String::new(),
+            source: Source::File { path: name, line: 0 },
+            message: format!("cannot read it: {e}"),
+        }),
+    }
 }
 
 /// What writes the new file's bytes; tests substitute one that fails
 /// part-way, as a full disk does.
 pub type Writer<'w> = &'w mut dyn FnMut(&mut dyn Write) -> io::Result<()>;
-
-/// Writes `data` to `path` by way of a new file in the same directory; see
-/// [`replace_with`].
-#[allow(dead_code)]
-pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
-    replace_with(path, &mut |f| f.write_all(data))
-}
 
 /// Writes what `write` produces to a new file beside `path`, renamed over
 /// `path` only once fully written and synced. The mode and owner of an
@@ -98,7 +112,7 @@ mod tests {
         assert_eq!(err.unwrap_err().kind(), io::ErrorKind::StorageFull);
         assert_eq!(fs::read(&path).unwrap(), b"original");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
-        replace(&path, b"new").unwrap();
+        replace_with(&path, &mut |f| f.write_all(b"new")).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
         fs::remove_dir_all(&dir).unwrap();

@@ -12,11 +12,11 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
-use xenify::policy::{capitalise, DEFAULT_CONFIG, KEYS};
+use xenify::policy::{capitalise, KEYS};
 use xenify::Loss;
 
 use crate::cli::Cli;
-use crate::hook;
+use crate::hook::{self, DEFAULT_CONFIG, HOOKS_DIR};
 
 const MANUAL: &str = "xenify manual";
 
@@ -116,10 +116,10 @@ fn top_sections(subpages: &[String]) -> Roff {
     );
     section(&mut r, "FILES");
     item(&mut r, DEFAULT_CONFIG, "The policy: see xenify.toml(5).");
-    let points: Vec<&str> = hook::POINTS.iter().map(|(p, _)| *p).collect();
+    let points: Vec<&str> = hook::POINTS.iter().map(|p| p.name).collect();
     item(
         &mut r,
-        &format!("/usr/libexec/vdsm/hooks/POINT/{}", hook::LINK_NAME),
+        &format!("{HOOKS_DIR}/POINT/{}", hook::LINK_NAME),
         &format!("Links to xenify, for POINT in {}; the hook point is the name of the directory.", points.join(", ")),
     );
     let pages: Vec<String> = subpages.iter().map(|p| format!("{p}(1)")).collect();
@@ -134,9 +134,9 @@ fn sub_sections(name: &str) -> Roff {
     match name {
         "hook" => {
             section(&mut r, "HOOK POINTS");
-            para(&mut r, "Vdsm runs every executable in /usr/libexec/vdsm/hooks/POINT/ in the lexical order of their names. xenify tells the point from the name of the directory it was started from, and reads what that point hands it: the whole domain at before_vm_start, one device element at the others.");
-            for (point, _) in hook::POINTS {
-                item(&mut r, point, point_doc(point));
+            para(&mut r, &format!("Vdsm runs every executable in {HOOKS_DIR}/POINT/ in the lexical order of their names. xenify tells the point from the name of the directory it was started from, and reads what that point hands it: the whole domain at before_vm_start, one device element at the others."));
+            for p in &hook::POINTS {
+                item(&mut r, p.name, p.doc);
             }
             exit_status(&mut r);
         }
@@ -151,18 +151,6 @@ fn sub_sections(name: &str) -> Roff {
     }
     see_also(&mut r, &["xenify(1)", "xenify.toml(5)"]);
     r
-}
-
-fn point_doc(point: &str) -> &'static str {
-    match point {
-        "before_vm_start" => "The whole domain, before Vdsm defines it: the main conversion.",
-        "before_device_create" => "One non-disk device with custom properties, before before_vm_start; Vdsm puts the result back at the end of <devices>.",
-        "before_nic_hotplug" => "The <interface> being hot-plugged, before attachDevice.",
-        "before_disk_hotplug" => "The <disk> being hot-plugged, before attachDevice.",
-        "before_update_device" => "A NIC whose link, network, MTU or filter changes, before updateDeviceFlags.",
-        "before_memory_hotplug" => "The <memory> device being hot-plugged, before attachDevice.",
-        _ => "",
-    }
 }
 
 /// xenify.toml(5): every key with its values and default, and every loss id

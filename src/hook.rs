@@ -6,12 +6,13 @@
 //! Codes above 2 are reserved, and 1 would let later hooks run on a domain
 //! xenify refused, so xenify uses only 0 and 2.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use xenify::error::DEFAULT_SIZE_LIMIT;
-use xenify::policy::{PolicyError, Raw, Source, DEFAULT_CONFIG};
+use xenify::policy::{PolicyError, Raw, Source};
 use xenify::report::{Hint, Outcome};
 use xenify::{Context, Pass, Point, Policy, ALL};
 
@@ -24,6 +25,12 @@ pub const DOMXML_VAR: &str = "_hook_domxml";
 /// Names another policy file than the default.
 pub const CONFIG_VAR: &str = "XENIFY_CONFIG";
 
+/// Where the hook looks for the policy file.
+pub const DEFAULT_CONFIG: &str = "/etc/xenify/xenify.toml";
+
+/// Where Vdsm looks for hooks (vdsm-hooks.md §1.1).
+pub const HOOKS_DIR: &str = "/usr/libexec/vdsm/hooks";
+
 /// The prefix of per-VM settings: Vdsm exports each VM custom property as
 /// an environment variable named exactly like the property.
 pub const PROPERTY_PREFIX: &str = "xenify_";
@@ -32,17 +39,50 @@ pub const PROPERTY_PREFIX: &str = "xenify_";
 const OK: u8 = 0;
 const FAIL: u8 = 2;
 
+/// A hook point xenify is installed at.
+pub struct HookPoint {
+    pub name: &'static str,
+    /// What the point tells the passes.
+    pub point: Point,
+    /// What Vdsm hands the hook there and does with its output (man page).
+    pub doc: &'static str,
+}
+
 /// The hook points xenify is installed at: those whose output Vdsm uses
-/// (vdsm-hooks.md §1.5), with what each hands the hook. The migration
-/// destination and dehibernate points are not here: Vdsm ignores what a
-/// hook writes there, so converting would only pretend.
-pub const POINTS: [(&str, Point); 6] = [
-    ("before_vm_start", Point::Start),
-    ("before_device_create", Point::DeviceCreate),
-    ("before_nic_hotplug", Point::Attach),
-    ("before_disk_hotplug", Point::Attach),
-    ("before_update_device", Point::Update),
-    ("before_memory_hotplug", Point::Attach),
+/// (vdsm-hooks.md §1.5). The migration destination and dehibernate points
+/// are not here: Vdsm ignores what a hook writes there, so converting would
+/// only pretend.
+pub const POINTS: [HookPoint; 6] = [
+    HookPoint {
+        name: "before_vm_start",
+        point: Point::Start,
+        doc: "The whole domain, before Vdsm defines it: the main conversion.",
+    },
+    HookPoint {
+        name: "before_device_create",
+        point: Point::DeviceCreate,
+        doc: "One non-disk device with custom properties, before before_vm_start; Vdsm puts the result back at the end of <devices>.",
+    },
+    HookPoint {
+        name: "before_nic_hotplug",
+        point: Point::Attach,
+        doc: "The <interface> being hot-plugged, before attachDevice.",
+    },
+    HookPoint {
+        name: "before_disk_hotplug",
+        point: Point::Attach,
+        doc: "The <disk> being hot-plugged, before attachDevice.",
+    },
+    HookPoint {
+        name: "before_update_device",
+        point: Point::Update,
+        doc: "A NIC whose link, network, MTU or filter changes, before updateDeviceFlags.",
+    },
+    HookPoint {
+        name: "before_memory_hotplug",
+        point: Point::Attach,
+        doc: "The <memory> device being hot-plugged, before attachDevice.",
+    },
 ];
 
 /// The name of the link in each hook directory; Vdsm runs hooks in the
@@ -50,23 +90,22 @@ pub const POINTS: [(&str, Point); 6] = [
 pub const LINK_NAME: &str = "50_xenify";
 
 /// The hook point, from the directory Vdsm started the binary from
-/// (`/usr/libexec/vdsm/hooks/before_nic_hotplug/50_xenify`), and its name.
-pub fn point() -> (Point, String) {
+/// (`/usr/libexec/vdsm/hooks/before_nic_hotplug/50_xenify`).
+fn point() -> Point {
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_default();
-    let dir = argv0.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
-    let point = POINTS.iter().find(|(name, _)| *name == dir).map_or(Point::Unknown, |(_, p)| *p);
-    (point, dir)
+    let dir = argv0.parent().and_then(|d| d.file_name());
+    POINTS.iter().find(|p| dir.is_some_and(|d| d == p.name)).map_or(Point::Unknown, |p| p.point)
 }
 
-/// The policy file (`$XENIFY_CONFIG`, else the default if it exists), then
-/// the VM's custom properties `xenify_<key>`.
-fn policy() -> Result<Policy, PolicyError> {
+/// The policy file (`config`, the value of `$XENIFY_CONFIG`, else the
+/// default if it exists), then the VM's custom properties `xenify_<key>`.
+fn policy(config: Option<&OsString>) -> Result<Policy, PolicyError> {
     let mut policy = Policy::default();
-    match std::env::var_os(CONFIG_VAR) {
-        Some(p) => policy.apply_file(&PathBuf::from(p), true)?,
-        None => policy.apply_file(&PathBuf::from(DEFAULT_CONFIG), false)?,
+    match config {
+        Some(p) => files::read_policy(&mut policy, &PathBuf::from(p), true)?,
+        None => files::read_policy(&mut policy, &PathBuf::from(DEFAULT_CONFIG), false)?,
     }
-    let mut props: Vec<(String, std::ffi::OsString)> = std::env::vars_os()
+    let mut props: Vec<(String, OsString)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
         .filter(|(k, _)| k.starts_with(PROPERTY_PREFIX))
         .collect();
@@ -83,8 +122,11 @@ fn policy() -> Result<Policy, PolicyError> {
 }
 
 pub fn run() -> Result<u8> {
-    let config = std::env::var(CONFIG_VAR).unwrap_or_else(|_| DEFAULT_CONFIG.to_string());
-    let hint = Hint::Hook { config };
+    let config = std::env::var_os(CONFIG_VAR);
+    let hint = Hint::Hook {
+        config: config.as_ref().map_or(DEFAULT_CONFIG.into(), |c| c.to_string_lossy().into_owned()),
+        property: format!("{PROPERTY_PREFIX}accept"),
+    };
     let path = match std::env::var_os(DOMXML_VAR) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
@@ -97,13 +139,13 @@ pub fn run() -> Result<u8> {
     let label = path.display().to_string();
     crate::set_current_input(&label);
     let read = files::read_file(&path, DEFAULT_SIZE_LIMIT);
-    let policy = policy();
+    let policy = policy(config.as_ref());
     let job = match (&read, &policy) {
         (Err(e), _) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
         (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
         (Ok(bytes), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
-            let context = Context { policy, host: &host::System, point: point().0 };
+            let context = Context { policy, host: &host::System, point: point() };
             let job = Job::run(&label, bytes, &passes, &context);
             match job.converted() {
                 Some(c) if c.changed() => match files::replace_with(&path, &mut |w| c.write_output(w)) {

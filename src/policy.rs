@@ -160,9 +160,6 @@ impl Policy {
     }
 }
 
-/// Where the hook looks for the policy file.
-pub const DEFAULT_CONFIG: &str = "/etc/xenify/xenify.toml";
-
 /// A key of the policy file, as documented in the shipped default file and
 /// the man page; [`KEYS`] drives both and the parser.
 pub struct Key {
@@ -410,21 +407,6 @@ impl Policy {
         }
         self.sources.insert(k.name, source);
         Ok(())
-    }
-
-    /// Reads the policy file at `path`. A missing file is no error unless
-    /// `required` (a path the administrator named rather than the default).
-    pub fn apply_file(&mut self, path: &std::path::Path, required: bool) -> Result<(), PolicyError> {
-        let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
-            Ok(text) => self.apply_toml(&text, &name),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(()),
-            Err(e) => Err(PolicyError {
-                key: String::new(),
-                source: Source::File { path: name, line: 0 },
-                message: format!("cannot read it: {e}"),
-            }),
-        }
     }
 
     /// Takes every setting of a TOML policy file; `path` names it in errors.

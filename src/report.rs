@@ -20,8 +20,9 @@ pub enum Outcome {
 pub enum Hint {
     /// On the command line: `--accept ID`.
     Cli,
-    /// As a Vdsm hook: the policy file and the VM custom property.
-    Hook { config: String },
+    /// As a Vdsm hook: the policy file and the VM custom property that
+    /// lists accepted losses.
+    Hook { config: String, property: String },
 }
 
 impl Hint {
@@ -29,8 +30,8 @@ impl Hint {
     pub fn accept(&self, loss: Loss) -> String {
         match self {
             Hint::Cli => format!("to convert without it, pass --accept {loss}"),
-            Hint::Hook { config } => format!(
-                "to start without it, add \"{loss}\" to accept in {config} or set the VM custom property xenify_accept={loss}"
+            Hint::Hook { config, property } => format!(
+                "to start without it, add \"{loss}\" to accept in {config} or set the VM custom property {property}={loss}"
             ),
         }
     }

@@ -57,11 +57,15 @@ fn entries(dir: &Path) -> usize {
 
 /// Can the unprivileged user reach the binary (it may sit below a private home)?
 fn user_can_run() -> bool {
-    !is_root()
+    let can = !is_root()
         || Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_xenify"), "passes"])
             .output()
-            .is_ok_and(|o| o.status.success())
+            .is_ok_and(|o| o.status.success());
+    if !can {
+        eprintln!("skipped: the unprivileged user cannot run the test binary here");
+    }
+    can
 }
 
 #[test]
@@ -78,7 +82,6 @@ fn a_directory_is_not_a_file() {
 #[test]
 fn an_unreadable_file_is_left_alone() {
     if !user_can_run() {
-        eprintln!("skipped: the unprivileged user cannot run the test binary here");
         return;
     }
     let dir = scratch("unreadable");
@@ -96,7 +99,6 @@ fn an_unreadable_file_is_left_alone() {
 #[test]
 fn a_read_only_directory_stops_the_rename_and_the_file_stays() {
     if !user_can_run() {
-        eprintln!("skipped: the unprivileged user cannot run the test binary here");
         return;
     }
     let dir = scratch("readonly");

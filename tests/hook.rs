@@ -23,8 +23,13 @@ fn hook_with(domxml: &Path, args: &[&str], props: &[(&str, &str)]) -> Output {
     if !empty.exists() {
         std::fs::write(&empty, "").unwrap();
     }
+    hook_with_config(domxml, &empty, args, props)
+}
+
+/// The same with the policy file `config`.
+fn hook_with_config(domxml: &Path, config: &Path, args: &[&str], props: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenify"));
-    cmd.args(args).env("_hook_domxml", domxml).env("XENIFY_CONFIG", &empty).stdin(Stdio::null());
+    cmd.args(args).env("_hook_domxml", domxml).env("XENIFY_CONFIG", config).stdin(Stdio::null());
     for (k, v) in props {
         cmd.env(k, v);
     }
@@ -77,14 +82,7 @@ fn the_policy_file_and_custom_properties_set_the_policy() {
         "accept = [\"nwfilter\", \"graphics-security\", \"floppy-media\"]\nnic_model = \"rtl8139\"\n",
     )
     .unwrap();
-    let run = |props: &[(&str, &str)]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_xenify"));
-        cmd.env("_hook_domxml", &path).env("XENIFY_CONFIG", &config).stdin(Stdio::null());
-        for (k, v) in props {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    };
+    let run = |props: &[(&str, &str)]| hook_with_config(&path, &config, &[], props);
     // A custom property overrides the file for this VM.
     let o = run(&[("xenify_nic_model", "netfront")]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
