@@ -23,14 +23,10 @@ fn run(cx: &mut Cx) {
     let devices = cx.devices();
     let mut entries: Vec<(u32, Option<&'static str>, El, El)> = Vec::new();
     for d in &devices {
-        // libvirt reads the first <boot> of a device; any others go with it.
-        let boots: Vec<El> = cx.doc().children_named(*d, "boot").collect();
-        let Some(&b) = boots.first() else {
+        cx.drop_duplicates_of(*d, "boot", " of a device");
+        let Some(b) = cx.doc().child(*d, "boot") else {
             continue;
         };
-        for extra in &boots[1..] {
-            cx.remove(*extra, "second <boot> of a device: libvirt reads only the first");
-        }
         let order = cx.doc().attr(b, "order").and_then(|o| o.parse::<u32>().ok()).unwrap_or(u32::MAX);
         let class = match cx.doc().qname(*d) {
             "disk" => match device_kind(cx.doc(), *d) {

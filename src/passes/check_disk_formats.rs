@@ -8,7 +8,7 @@
 //!
 //! `<driver name='qemu' type='vmdk'/>` → refused, naming the disk
 
-use super::slots::device_kind;
+use super::slots::{device_kind, is_cdrom, target_dev};
 use super::{Cx, Pass};
 use crate::policy::Qcow2;
 
@@ -29,18 +29,12 @@ fn run(cx: &mut Cx) {
         let doc = cx.doc();
         let format = doc.attr(driver, "type").unwrap_or("raw").to_string();
         let name = doc.attr(driver, "name").unwrap_or("qemu").to_string();
-        let target = doc.child(disk, "target").and_then(|t| doc.attr(t, "dev")).unwrap_or("?").to_string();
-        let source = doc
-            .child(disk, "source")
-            .and_then(|s| ["file", "dev", "name", "dir"].iter().find_map(|a| doc.attr(s, a)))
-            .unwrap_or("(no source)")
-            .to_string();
-        let path = doc.attr_path(driver, "type");
-        if format == "iso" && device_kind(doc, disk) == "cdrom" {
+        let qdisk = matches!(name.as_str(), "qemu" | "tap" | "tap2");
+        if format == "iso" && is_cdrom(doc, disk) {
             cx.set_attr(driver, "type", "raw", "an ISO image is a raw image, the format libxl knows it by");
             continue;
         }
-        if format == "vpc" && matches!(name.as_str(), "qemu" | "tap" | "tap2") {
+        if format == "vpc" && qdisk {
             cx.set_attr(
                 driver,
                 "type",
@@ -49,22 +43,22 @@ fn run(cx: &mut Cx) {
             );
             continue;
         }
-        let opens = match name.as_str() {
-            "qemu" | "tap" | "tap2" => {
-                matches!(format.as_str(), "raw" | "qcow" | "qcow2" | "qed" | "vhd")
-            }
-            _ => format == "raw",
-        };
-        if !opens {
-            cx.refuse(
-                path,
-                format!("disk {target} ({source}) is in format '{format}', which libxl cannot open with driver '{name}'; convert it with qemu-img convert -O raw"),
-            );
-        } else if format == "qcow2" && cx.policy.qcow2 == Qcow2::Reject {
-            cx.refuse(
-                path,
-                format!("disk {target} ({source}) is qcow2 and the policy says qcow2 = \"reject\"; convert it with qemu-img convert -O raw, or set qcow2 = \"qdisk\" on hosts with qemu-xen's qdisk backend"),
-            );
+        let opens =
+            if qdisk { matches!(format.as_str(), "raw" | "qcow" | "qcow2" | "qed" | "vhd") } else { format == "raw" };
+        let reject_qcow2 = format == "qcow2" && cx.policy.qcow2 == Qcow2::Reject;
+        if opens && !reject_qcow2 {
+            continue;
         }
+        let target = target_dev(doc, disk).unwrap_or("?");
+        let source = doc
+            .child(disk, "source")
+            .and_then(|s| ["file", "dev", "name", "dir"].iter().find_map(|a| doc.attr(s, a)))
+            .unwrap_or("(no source)");
+        let message = if !opens {
+            format!("disk {target} ({source}) is in format '{format}', which libxl cannot open with driver '{name}'; convert it with qemu-img convert -O raw")
+        } else {
+            format!("disk {target} ({source}) is qcow2 and the policy says qcow2 = \"reject\"; convert it with qemu-img convert -O raw, or set qcow2 = \"qdisk\" on hosts with qemu-xen's qdisk backend")
+        };
+        cx.refuse(doc.attr_path(driver, "type"), message);
     }
 }

@@ -32,8 +32,7 @@ fn run(cx: &mut Cx) {
     let (max, _) = cx.vcpus().unwrap_or((1, 1));
     let mode = cx.doc().attr(cpu, "mode").unwrap_or("custom").to_string();
     if mode == "host-passthrough" {
-        let keep_numa = cx.doc().child(cpu, "numa").is_some_and(|numa| numa_fits(cx, domain, numa, max));
-        drop_numa_unless(cx, cpu, keep_numa);
+        drop_numa_unless_it_fits(cx, domain, cpu, max);
         fit_topology(cx, cpu, max);
         return;
     }
@@ -45,18 +44,20 @@ fn run(cx: &mut Cx) {
         if model.is_empty() { format!("CPU mode '{mode}'") } else { format!("CPU mode '{mode}' (model {model})") };
     let numa = cx.doc().child(cpu, "numa");
     let cells = numa.map_or(0, |n| cx.doc().children_named(n, "cell").count());
-    let numa_path = numa.map(|n| cx.doc().path(n));
     cx.remove(cpu, format!("{what}: libxl ignores model, features and topology"));
-    if let (true, Some(path)) = (cells > 1, numa_path) {
-        cx.warn(path, format!("the guest's {cells} NUMA nodes are dropped with the CPU definition: it sees one node"));
+    if let Some(numa) = numa.filter(|_| cells > 1) {
+        cx.warn(
+            cx.doc().path(numa),
+            format!("the guest's {cells} NUMA nodes are dropped with the CPU definition: it sees one node"),
+        );
     }
 }
 
-fn drop_numa_unless(cx: &mut Cx, cpu: El, keep: bool) {
+fn drop_numa_unless_it_fits(cx: &mut Cx, domain: El, cpu: El, max: u32) {
     let Some(numa) = cx.doc().child(cpu, "numa") else {
         return;
     };
-    if keep {
+    if numa_fits(cx, domain, numa, max) {
         return;
     }
     let cells = cx.doc().children_named(numa, "cell").count();

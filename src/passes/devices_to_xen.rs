@@ -6,6 +6,7 @@
 //!
 //! `<controller type='usb' model='piix3-uhci'/>`, `<watchdog model='i6300esb' action='reset'/>` → (removed)
 
+use super::slots::is_cdrom;
 use super::{Cx, Pass, Point};
 use crate::doc::El;
 use crate::policy::Loss;
@@ -29,7 +30,7 @@ fn run(cx: &mut Cx) {
         let root = cx.doc().root();
         let name = cx.doc().local(root).to_string();
         let update = cx.point == Point::Update;
-        let cdrom = name == "disk" && cx.doc().attr(root, "device") == Some("cdrom");
+        let cdrom = name == "disk" && is_cdrom(cx.doc(), root);
         if update && !cdrom {
             cx.refuse(
                 cx.doc().path(root),
@@ -53,13 +54,13 @@ fn run(cx: &mut Cx) {
             "input" => input(cx, dev),
             "sound" => sound(cx, dev),
             "hostdev" => hostdev(cx, dev),
-            "tpm" => {
-                let path = cx.doc().path(dev);
-                if cx.loss(path.clone(), Loss::Tpm, "virtual TPM cannot be provided by Xen (libxl ignores <tpm>)") {
-                    cx.remove(dev, "<tpm>: libxl ignores it");
-                    cx.accepted(path, Loss::Tpm, "keys sealed to the vTPM (BitLocker, LUKS with TPM) stop working");
-                }
-            }
+            "tpm" => cx.remove_accepted(
+                dev,
+                Loss::Tpm,
+                "virtual TPM cannot be provided by Xen (libxl ignores <tpm>)",
+                "<tpm>: libxl ignores it",
+                "keys sealed to the vTPM (BitLocker, LUKS with TPM) stop working",
+            ),
             "lease" => cx.warn(
                 cx.doc().path(dev),
                 "the storage lease is enforced only when lock_manager is set in libvirt's libxl.conf (sanlock); otherwise two hosts can run this VM at once",

@@ -36,8 +36,9 @@ const VIRTIO_ONLY_DRIVER: &[&str] =
 const IGNORED_CHILDREN: &[&str] = &["address", "serial", "wwn", "geometry", "blockio"];
 
 fn run(cx: &mut Cx) {
-    let disks: Vec<El> = cx.devices_named("disk").into_iter().filter(|d| is_hard_disk(cx.doc(), *d)).collect();
-    let cdroms: Vec<El> = cx.devices_named("disk").into_iter().filter(|d| is_cdrom(cx.doc(), *d)).collect();
+    let all = cx.devices_named("disk");
+    let disks: Vec<El> = all.iter().copied().filter(|d| is_hard_disk(cx.doc(), *d)).collect();
+    let cdroms: Vec<El> = all.iter().copied().filter(|d| is_cdrom(cx.doc(), *d)).collect();
     for &d in &disks {
         check(cx, d);
     }
@@ -48,7 +49,7 @@ fn run(cx: &mut Cx) {
     if cx.live() {
         // A hot-plugged disk must be a Xen PV disk ("disk bus … cannot be hotplugged").
         for &d in &disks {
-            let bus = cx.doc().child(d, "target").and_then(|t| cx.doc().attr(t, "bus")).unwrap_or("").to_string();
+            let bus = slots::target_bus(cx.doc(), d).unwrap_or("").to_string();
             if bus != "xen" {
                 cx.refuse(
                     cx.doc().path(d),

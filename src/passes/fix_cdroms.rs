@@ -20,11 +20,7 @@ fn run(cx: &mut Cx) {
     let all = cx.devices_named("disk");
     let cdroms: Vec<El> = all.iter().copied().filter(|d| is_cdrom(cx.doc(), *d)).collect();
     for c in cdroms {
-        // libvirt reads the first <source>; any others mean nothing.
-        let sources: Vec<El> = cx.doc().children_named(c, "source").collect();
-        for extra in sources.iter().skip(1) {
-            cx.remove(*extra, "second <source> of a CD-ROM: libvirt reads only the first");
-        }
+        cx.drop_duplicates_of(c, "source", " of a CD-ROM");
         if has_media(cx.doc(), c) {
             continue;
         }

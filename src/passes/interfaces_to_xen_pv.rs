@@ -106,14 +106,12 @@ fn model(cx: &mut Cx, nic: El) {
         }
     } else if cx.live() {
         // libxl hot-plugs a NIC as a PV vif whatever the model says.
-        if ty != "netfront" {
-            cx.set_attr(
-                model,
-                "type",
-                "netfront",
-                "libxl hot-plugs NICs as Xen PV vifs only (the guest kind, HVM, is assumed from the policy); the guest needs Xen PV drivers to use it",
-            );
-        }
+        cx.set_attr(
+            model,
+            "type",
+            "netfront",
+            "libxl hot-plugs NICs as Xen PV vifs only (the guest kind, HVM, is assumed from the policy); the guest needs Xen PV drivers to use it",
+        );
     } else if ty.starts_with("virtio") {
         let nic_model = cx.policy.nic_model.clone();
         let why = if nic_model == "netfront" {
@@ -139,10 +137,8 @@ fn bandwidth(cx: &mut Cx, nic: El) {
         return;
     };
     let mut lost = false;
-    for inbound in cx.doc().children_named(bw, "inbound").collect::<Vec<_>>() {
-        cx.remove(inbound, "<inbound> rate limit: libxl ignores it");
-        lost = true;
-    }
+    lost |= cx.doc().child(bw, "inbound").is_some();
+    cx.remove_children(bw, &["inbound"], "rate limit: libxl ignores it");
     if let Some(out) = cx.doc().child(bw, "outbound") {
         for a in ["peak", "burst", "floor"] {
             lost |= cx.remove_attr(out, a, "is ignored by libxl (only the average outbound rate is applied)");
@@ -161,52 +157,49 @@ fn bandwidth(cx: &mut Cx, nic: El) {
 fn controls(cx: &mut Cx, nic: El) {
     for f in cx.doc().children_named(nic, "filterref").collect::<Vec<_>>() {
         let name = cx.doc().attr(f, "filter").unwrap_or("?").to_string();
-        let path = cx.doc().path(f);
-        if cx.loss(
-            path.clone(),
+        cx.remove_accepted(
+            f,
             Loss::Nwfilter,
             format!("network filter '{name}' cannot be enforced by Xen (libvirt ignores or rejects it)"),
-        ) {
-            cx.remove(f, format!("network filter '{name}'"));
-            cx.accepted(
-                path,
-                Loss::Nwfilter,
-                format!("filter '{name}' no longer applies: the guest can spoof addresses"),
-            );
-        }
+            format!("network filter '{name}'"),
+            format!("filter '{name}' no longer applies: the guest can spoof addresses"),
+        );
     }
     let ports: Vec<El> =
         cx.doc().children_named(nic, "port").filter(|p| cx.doc().attr(*p, "isolated") == Some("yes")).collect();
     for port in ports {
-        let path = cx.doc().path(port);
-        if cx.loss(
-            path.clone(),
+        cx.remove_accepted(
+            port,
             Loss::Nwfilter,
             "port isolation (<port isolated='yes'>) cannot be enforced by Xen (libxl ignores it)",
-        ) {
-            cx.remove(port, "<port isolated='yes'>");
-            cx.accepted(path, Loss::Nwfilter, "the NIC is no longer isolated from other isolated ports on the bridge");
-        }
+            "<port isolated='yes'>",
+            "the NIC is no longer isolated from other isolated ports on the bridge",
+        );
     }
     let links: Vec<El> =
         cx.doc().children_named(nic, "link").filter(|l| cx.doc().attr(*l, "state") == Some("down")).collect();
     for link in links {
-        let path = cx.doc().path(link);
-        if cx.loss(path.clone(), Loss::LinkState, "link state 'down' cannot be enforced by Xen (libxl ignores it: the NIC would start with its cable plugged in)") {
-            cx.remove(link, "<link state='down'>");
-            cx.accepted(path, Loss::LinkState, "the NIC starts with its link up");
-        }
+        cx.remove_accepted(
+            link,
+            Loss::LinkState,
+            "link state 'down' cannot be enforced by Xen (libxl ignores it: the NIC would start with its cable plugged in)",
+            "<link state='down'>",
+            "the NIC starts with its link up",
+        );
     }
     let ovs = cx.doc().child(nic, "virtualport").is_some_and(|v| cx.doc().attr(v, "type") == Some("openvswitch"));
-    let vlans: Vec<El> = cx.doc().children_named(nic, "vlan").filter(|_| !ovs).collect();
-    for vlan in vlans {
-        let tags: Vec<String> =
-            cx.doc().children_named(vlan, "tag").filter_map(|t| cx.doc().attr(t, "id").map(str::to_string)).collect();
-        let path = cx.doc().path(vlan);
-        let what = format!("VLAN {} cannot be enforced by Xen outside Open vSwitch (libxl ignores it)", tags.join(","));
-        if cx.loss(path.clone(), Loss::Vlan, what) {
-            cx.remove(vlan, format!("VLAN {}", tags.join(",")));
-            cx.accepted(path, Loss::Vlan, "the NIC lands on the untagged network of its bridge");
-        }
+    if ovs {
+        return;
+    }
+    for vlan in cx.doc().children_named(nic, "vlan").collect::<Vec<_>>() {
+        let tags: Vec<&str> = cx.doc().children_named(vlan, "tag").filter_map(|t| cx.doc().attr(t, "id")).collect();
+        let tags = tags.join(",");
+        cx.remove_accepted(
+            vlan,
+            Loss::Vlan,
+            format!("VLAN {tags} cannot be enforced by Xen outside Open vSwitch (libxl ignores it)"),
+            format!("VLAN {tags}"),
+            "the NIC lands on the untagged network of its bridge",
+        );
     }
 }

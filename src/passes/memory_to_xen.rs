@@ -29,9 +29,7 @@ fn run(cx: &mut Cx) {
         }
     }
     let Some(domain) = cx.domain() else { return };
-    for max in cx.doc().children_named(domain, "maxMemory").collect::<Vec<_>>() {
-        cx.remove(max, "<maxMemory> (memory hot-plug slots): no memory hot-plug on Xen");
-    }
+    cx.remove_children(domain, &["maxMemory"], "(memory hot-plug slots): no memory hot-plug on Xen");
     let memory = cx.doc().child(domain, "memory");
     let total = memory.and_then(|m| to_kib(cx.doc().text(m)?, cx.doc().attr(m, "unit")));
     if let (Some(memory), Some(total)) = (memory, total) {
@@ -62,15 +60,12 @@ fn run(cx: &mut Cx) {
             );
         }
     }
-    for name in ["memoryBacking", "memtune", "numatune"] {
+    for (name, consequence) in [
+        ("memoryBacking", "the guest's memory is no longer backed by huge pages, locked or shared as configured"),
+        ("memtune", "the guest's memory limits are no longer enforced"),
+        ("numatune", "the guest's memory is no longer bound to those host NUMA nodes"),
+    ] {
         for e in cx.doc().children_named(domain, name).collect::<Vec<_>>() {
-            let consequence = match name {
-                "memoryBacking" => {
-                    "the guest's memory is no longer backed by huge pages, locked or shared as configured"
-                }
-                "memtune" => "the guest's memory limits are no longer enforced",
-                _ => "the guest's memory is no longer bound to those host NUMA nodes",
-            };
             cx.remove_warn(e, format!("<{name}>: libxl ignores it"), consequence);
         }
     }

@@ -216,22 +216,44 @@ impl<'r, 'a> Cx<'r, 'a> {
     /// into the guest at all, which is a refusal.
     pub fn remove(&mut self, e: El, why: impl Into<String>) {
         let path = self.doc.path(e);
+        self.remove_at(e, path, why.into());
+    }
+
+    /// `remove` with the path of `e` already known; false when `e` is the
+    /// root and was refused instead.
+    fn remove_at(&mut self, e: El, path: String, why: String) -> bool {
         if e == self.doc.root() {
-            let message = format!("{}; this device cannot be added on Xen: remove it from the VM", why.into());
+            let message = format!("{why}; this device cannot be added on Xen: remove it from the VM");
             self.push(Kind::Refused, path, message, None);
-            return;
+            return false;
         }
         self.doc.remove(e);
-        self.push(Kind::Removed, path, why.into(), None);
+        self.push(Kind::Removed, path, why, None);
+        true
     }
 
     /// Removes element `e`, then warns with `consequence` at its path.
     pub fn remove_warn(&mut self, e: El, why: impl Into<String>, consequence: impl Into<String>) {
         let path = self.doc.path(e);
-        let root = e == self.doc.root();
-        self.remove(e, why);
-        if !root {
+        if self.remove_at(e, path.clone(), why.into()) {
             self.warn(path, consequence);
+        }
+    }
+
+    /// Removes `e` if the policy accepts `loss` and says what the guest
+    /// loses (`consequence`); otherwise refuses with `what`.
+    pub fn remove_accepted(
+        &mut self,
+        e: El,
+        loss: Loss,
+        what: impl Into<String>,
+        why: impl Into<String>,
+        consequence: impl Into<String>,
+    ) {
+        let path = self.doc.path(e);
+        if self.loss(path.clone(), loss, what) {
+            self.remove_at(e, path.clone(), why.into());
+            self.accepted(path, loss, consequence);
         }
     }
 
@@ -239,9 +261,14 @@ impl<'r, 'a> Cx<'r, 'a> {
     /// reads only the first, and a pass that removes the first must not
     /// bring a second to light on the next run.
     pub fn drop_duplicates(&mut self, e: El, name: &str) {
+        self.drop_duplicates_of(e, name, "");
+    }
+
+    /// The same, saying whose child it is (`of`: " of a CD-ROM").
+    pub fn drop_duplicates_of(&mut self, e: El, name: &str, of: &str) {
         let extra: Vec<El> = self.doc.children_named(e, name).skip(1).collect();
         for x in extra {
-            self.remove(x, format!("second <{name}>: libvirt reads only the first"));
+            self.remove(x, format!("second <{name}>{of}: libvirt reads only the first"));
         }
     }
 
@@ -341,26 +368,22 @@ impl<'r, 'a> Cx<'r, 'a> {
     /// The device elements: the children of `<domain><devices>`, or the
     /// root itself when the document is a single device (hot-plug).
     pub fn devices(&self) -> Vec<El> {
-        let r = self.doc.root();
-        match self.domain() {
-            Some(d) => match self.doc.child(d, "devices") {
-                Some(devs) => self.doc.children(devs).collect(),
-                None => Vec::new(),
-            },
-            None if is_device_element(self.doc.local(r)) => vec![r],
-            None => Vec::new(),
-        }
+        self.devices_where(|_| true)
     }
 
     /// The devices named `name`.
     pub fn devices_named(&self, name: &str) -> Vec<El> {
+        self.devices_where(|d| self.doc.is(d, name))
+    }
+
+    fn devices_where(&self, keep: impl Fn(El) -> bool) -> Vec<El> {
         let r = self.doc.root();
         match self.domain() {
             Some(d) => match self.doc.child(d, "devices") {
-                Some(devs) => self.doc.children_named(devs, name).collect(),
+                Some(devs) => self.doc.children(devs).filter(|c| keep(*c)).collect(),
                 None => Vec::new(),
             },
-            None if is_device_element(self.doc.local(r)) && self.doc.is(r, name) => vec![r],
+            None if is_device_element(self.doc.local(r)) && keep(r) => vec![r],
             None => Vec::new(),
         }
     }

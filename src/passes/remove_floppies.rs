@@ -25,16 +25,15 @@ fn run(cx: &mut Cx) {
             .and_then(|s| ["file", "dev"].iter().find_map(|a| doc.attr(s, a)))
             .filter(|v| !v.is_empty())
             .map(str::to_string);
-        let path = doc.path(f);
         match media {
             None => cx.remove(f, "empty floppy drive: libxl cannot attach floppies"),
-            Some(m) => {
-                let what = format!("floppy with media '{m}' (oVirt's sysprep payload) cannot be attached by libxl");
-                if cx.loss(path.clone(), Loss::FloppyMedia, what) {
-                    cx.remove(f, format!("floppy with media '{m}': libxl cannot attach floppies"));
-                    cx.accepted(path, Loss::FloppyMedia, "Windows sysprep (unattended setup) will not run");
-                }
-            }
+            Some(m) => cx.remove_accepted(
+                f,
+                Loss::FloppyMedia,
+                format!("floppy with media '{m}' (oVirt's sysprep payload) cannot be attached by libxl"),
+                format!("floppy with media '{m}': libxl cannot attach floppies"),
+                "Windows sysprep (unattended setup) will not run",
+            ),
         }
     }
 }

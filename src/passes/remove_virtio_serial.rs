@@ -52,8 +52,7 @@ fn run(cx: &mut Cx) {
             channel(cx, dev, target, &ttype, &src);
         } else if name == "console" && ttype == "virtio" {
             if src == "unix" {
-                let socket =
-                    cx.doc().child(dev, "source").and_then(|s| cx.doc().attr(s, "path")).unwrap_or("").to_string();
+                let socket = socket(cx, dev).unwrap_or_default();
                 cx.remove_warn(
                     dev,
                     "virtio console: libxl builds no virtio consoles",
@@ -138,14 +137,14 @@ fn pvh_console(cx: &mut Cx) {
         if pv {
             has_pv_console = true;
         } else if name == "serial" || name == "console" {
-            let socket = cx.doc().child(dev, "source").and_then(|s| cx.doc().attr(s, "path")).map(str::to_string);
-            match socket {
+            let why = format!("<{name}>: a PVH guest has only the Xen PV console");
+            match socket(cx, dev) {
                 Some(socket) => cx.remove_warn(
                     dev,
-                    format!("<{name}>: a PVH guest has only the Xen PV console"),
+                    why,
                     format!("the console on {socket} (ovirt-vmconsole) is gone; use `xl console` or virsh console on the host"),
                 ),
-                None => cx.remove(dev, format!("<{name}>: a PVH guest has only the Xen PV console")),
+                None => cx.remove(dev, why),
             }
         }
     }
@@ -154,4 +153,9 @@ fn pvh_console(cx: &mut Cx) {
             NewEl::new("console").attr("type", "pty").child(NewEl::new("target").attr("type", "xen").attr("port", "0"));
         cx.add(devices, At::Last, console, "the Xen PV console of a PVH guest");
     }
+}
+
+/// The host socket of a unix character device.
+fn socket(cx: &Cx, dev: El) -> Option<String> {
+    cx.doc().child(dev, "source").and_then(|s| cx.doc().attr(s, "path")).map(str::to_string)
 }

@@ -33,12 +33,12 @@ pub fn xvd(index: u32) -> String {
     format!("xvd{}", String::from_utf8(letters).unwrap_or_default())
 }
 
-fn target_dev(doc: &Document, disk: El) -> Option<String> {
-    doc.child(disk, "target").and_then(|t| doc.attr(t, "dev")).map(str::to_string)
+pub fn target_dev<'d>(doc: &'d Document, disk: El) -> Option<&'d str> {
+    doc.child(disk, "target").and_then(|t| doc.attr(t, "dev"))
 }
 
-fn target_bus(doc: &Document, disk: El) -> Option<String> {
-    doc.child(disk, "target").and_then(|t| doc.attr(t, "bus")).map(str::to_string)
+pub fn target_bus<'d>(doc: &'d Document, disk: El) -> Option<&'d str> {
+    doc.child(disk, "target").and_then(|t| doc.attr(t, "bus"))
 }
 
 pub fn device_kind<'d>(doc: &'d Document, disk: El) -> &'d str {
@@ -65,9 +65,9 @@ pub fn has_media(doc: &Document, drive: El) -> bool {
 /// `hda`-`hdd` that are writable, and disks already on the Xen bus.
 pub fn kept_slot(doc: &Document, disk: El) -> Option<u32> {
     let dev = target_dev(doc, disk)?;
-    let (prefix, index) = split(&dev)?;
+    let (prefix, index) = split(dev)?;
     let readonly = doc.child(disk, "readonly").is_some();
-    match (prefix, target_bus(doc, disk).as_deref()) {
+    match (prefix, target_bus(doc, disk)) {
         ("hd", Some("ide") | None) if index < 4 && !readonly => Some(index),
         ("xvd", Some("xen") | None) if !(readonly && index < 4) => Some(index),
         _ => None,
@@ -84,8 +84,8 @@ pub fn cdrom_slots(doc: &Document, disks: &[El], cdroms: &[El]) -> Vec<Option<u3
         .iter()
         .map(|c| {
             let dev = target_dev(doc, *c)?;
-            let (prefix, index) = split(&dev)?;
-            let ide = matches!(target_bus(doc, *c).as_deref(), Some("ide") | None);
+            let (prefix, index) = split(dev)?;
+            let ide = matches!(target_bus(doc, *c), Some("ide") | None);
             (prefix == "hd" && index < 4 && ide && held.insert(index)).then_some(index)
         })
         .collect();

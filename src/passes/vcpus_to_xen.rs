@@ -57,10 +57,9 @@ fn run(cx: &mut Cx) {
             }
         }
     }
-    for vcpus in cx.doc().children_named(domain, "vcpus").collect::<Vec<_>>() {
-        cx.remove(
-            vcpus,
-            "<vcpus> (per-vCPU state): libvirt's libxl driver rejects it (\"individual CPU state configuration is not supported\"); <vcpu current> keeps the count",
-        );
-    }
+    cx.remove_children(
+        domain,
+        &["vcpus"],
+        "(per-vCPU state): libvirt's libxl driver rejects it (\"individual CPU state configuration is not supported\"); <vcpu current> keeps the count",
+    );
 }
