@@ -49,7 +49,7 @@ fn run(cx: &mut Cx) {
     if cx.live() {
         // A hot-plugged disk must be a Xen PV disk ("disk bus … cannot be hotplugged").
         for &d in &disks {
-            let bus = slots::target_bus(cx.doc(), d).unwrap_or("").to_string();
+            let bus = slots::bus(cx.doc(), d).unwrap_or("").to_string();
             if bus != "xen" {
                 cx.refuse(
                     cx.doc().path(d),

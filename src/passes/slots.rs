@@ -41,6 +41,21 @@ pub fn target_bus<'d>(doc: &'d Document, disk: El) -> Option<&'d str> {
     doc.child(disk, "target").and_then(|t| doc.attr(t, "bus"))
 }
 
+/// The bus a disk is on: its target's `bus`, or, as libvirt does when that
+/// is missing, the one its name implies (`xvdb` is on the Xen bus).
+pub fn bus<'d>(doc: &'d Document, disk: El) -> Option<&'d str> {
+    target_bus(doc, disk).or_else(|| {
+        let (prefix, _) = split(target_dev(doc, disk)?)?;
+        match prefix {
+            "hd" => Some("ide"),
+            "sd" => Some("scsi"),
+            "vd" => Some("virtio"),
+            "xvd" => Some("xen"),
+            _ => None,
+        }
+    })
+}
+
 pub fn device_kind<'d>(doc: &'d Document, disk: El) -> &'d str {
     doc.attr(disk, "device").unwrap_or("disk")
 }
@@ -67,9 +82,9 @@ pub fn kept_slot(doc: &Document, disk: El) -> Option<u32> {
     let dev = target_dev(doc, disk)?;
     let (prefix, index) = split(dev)?;
     let readonly = doc.child(disk, "readonly").is_some();
-    match (prefix, target_bus(doc, disk)) {
-        ("hd", Some("ide") | None) if index < 4 && !readonly => Some(index),
-        ("xvd", Some("xen") | None) if !(readonly && index < 4) => Some(index),
+    match (prefix, bus(doc, disk)) {
+        ("hd", Some("ide")) if index < 4 && !readonly => Some(index),
+        ("xvd", Some("xen")) if !(readonly && index < 4) => Some(index),
         _ => None,
     }
 }
