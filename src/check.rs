@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use xenify::error::DEFAULT_SIZE_LIMIT;
-use xenify::report::{refused_losses, Counts, Outcome};
-use xenify::{Context, Kind, Pass};
+use xenify::policy::PolicyError;
+use xenify::report::{escape, refused_losses, Counts, Outcome};
+use xenify::{Document, Kind, Policy};
 
 use crate::files;
-use crate::job::Job;
+use crate::job::{Job, Setup};
 
 /// What `check` says of one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -100,11 +101,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn row(path: &Path, passes: &[&Pass], context: &Context) -> Row {
+/// The policy of one document: the hook's layering (hook::vm_policy) with
+/// the VM's own custom properties, then the command line's flags.
+pub type PolicyOf<'p> = dyn Fn(&Document) -> Result<Policy, PolicyError> + 'p;
+
+pub fn row(path: &Path, setup: &Setup, policy_of: &PolicyOf) -> Row {
     let file = path.display().to_string();
     let read = files::read_file(path, DEFAULT_SIZE_LIMIT);
     let job = match &read {
-        Ok(bytes) => Job::run(&file, bytes, passes, context),
+        Ok(bytes) => Job::run(&file, bytes, setup, policy_of),
         Err(e) => Job::failed(&file, format!("cannot read: {e}")),
     };
     let findings = job.findings();
@@ -165,7 +170,13 @@ pub fn table(rows: &[Row], summary: &Summary) -> String {
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
-            [r.file.clone(), r.outcome.as_str().to_string(), r.changes.to_string(), r.warnings.to_string(), stops(r)]
+            [
+                escape(&r.file).into_owned(),
+                r.outcome.as_str().to_string(),
+                r.changes.to_string(),
+                r.warnings.to_string(),
+                escape(&stops(r)).into_owned(),
+            ]
         })
         .collect();
     let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
@@ -234,13 +245,17 @@ struct Json<'a> {
 /// to `report_file` too if given. Exit 0 only when every file converts.
 pub fn run(
     paths: &[PathBuf],
-    passes: &[&Pass],
-    context: &Context,
+    setup: &Setup,
+    policy_of: &PolicyOf,
     json: bool,
     report_file: Option<&Path>,
 ) -> Result<u8> {
     let files = collect(paths)?;
-    let rows: Vec<Row> = files.iter().map(|f| row(f, passes, context)).collect();
+    if files.is_empty() {
+        let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        bail!("nothing to check: no *.xml file in {}", named.join(", "));
+    }
+    let rows: Vec<Row> = files.iter().map(|f| row(f, setup, policy_of)).collect();
     let summary = summarise(&rows);
     let data = (json || report_file.is_some())
         .then(|| serde_json::to_string_pretty(&Json { files: &rows, summary: &summary }).map(|s| s + "\n"))

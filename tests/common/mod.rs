@@ -100,7 +100,7 @@ pub fn snapshot(label: &str, text: &str, c: &Result<Conversion<'_>, xenify::Erro
         error: None,
         settings: &policy.settings(),
     };
-    let mut s = report.text(&Hint::Cli);
+    let mut s = report.text(&Hint::cli(policy));
     if let Some(out) = &c.output() {
         let diff = xenify::diff::unified(text, out, "input", "output");
         s.push('\n');
