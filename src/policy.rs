@@ -184,7 +184,7 @@ impl Policy {
 
 /// How the sources of the policy combine; the README, xenify.toml(5) and the
 /// shipped policy file state it in these words (tests/docs.rs checks).
-pub const MERGE_RULE: &str = "Each source overrides the ones before it, key by key: the policy file, then the VM's custom properties xenify_<key> (the hook, and xenify check, which reads them from the domain's metadata), then the command line's --set and --accept. The exception is accept, which only grows: every source adds its loss ids to those already accepted, so a VM's xenify_accept or a --accept never takes back a loss the policy file accepts.";
+pub const MERGE_RULE: &str = "Each source overrides the ones before it, key by key: the policy file, then the VM's custom properties xenify_KEY (the hook, and xenify check, which reads them from the domain's metadata), then the command line's --set and --accept. The exception is accept, which only grows: every source adds its loss ids to those already accepted, so a VM's xenify_accept or a --accept never takes back a loss the policy file accepts.";
 
 /// A key of the policy file, as documented in the shipped default file and
 /// the man page; [`KEYS`] drives both and the parser.
