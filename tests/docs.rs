@@ -23,7 +23,75 @@ fn readme_lists_every_pass_in_pipeline_order() {
     for (i, p) in ALL.iter().enumerate() {
         table.push_str(&format!("| {} | `{}` | {} |\n", i + 1, p.name, p.summary.replace('<', "&lt;")));
     }
-    assert_eq!(section(&readme(), "passes"), table);
+    let shown = section(&readme(), "passes");
+    assert!(
+        shown == table,
+        "README.md's passes table is not passes::ALL.\n{}\nThe table (between <!-- passes:start --> and <!-- passes:end -->) should read:\n{table}",
+        common::adding_a_pass()
+    );
+}
+
+/// Issue 12 item 9: the checklist the failing tests print names the five places.
+#[test]
+fn adding_a_pass_lists_five_places() {
+    let list = common::adding_a_pass();
+    let items: Vec<&str> = list.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert_eq!(items.len(), 5, "{list}");
+    for place in ["src/passes/<name>.rs", "mod <name>;", "`ALL`", "fixtures/passes/<name>/", "README.md"] {
+        assert!(list.contains(place), "the checklist does not name {place}: {list}");
+    }
+    assert!(list.contains("at least two cases"), "{list}");
+    let readme = readme();
+    assert!(readme.contains("cargo install cargo-insta --locked"), "README must say how to get cargo insta");
+    assert!(readme.contains("Every pass folder needs at least two cases"), "README must state the two-case minimum");
+}
+
+/// Issue 12 item 4: the rule by which policy sources combine is stated in
+/// the same words in the README, xenify.toml(5) and the shipped file.
+#[test]
+fn the_merge_rule_is_stated_in_the_same_words_everywhere() {
+    let rule = xenify::policy::MERGE_RULE;
+    let readme = readme();
+    let quoted = readme.split("<!-- checked: merge-rule -->\n").nth(1).expect("README quotes the merge rule");
+    assert_eq!(quoted.lines().next().unwrap(), format!("> {rule}"));
+    let shipped = std::fs::read_to_string(common::root().join("hooks/xenify.toml")).unwrap();
+    assert!(
+        shipped.contains(&xenify::policy::wrap_comment(rule, 80)),
+        "hooks/xenify.toml does not state the merge rule"
+    );
+    let dir = generated("man", "rule");
+    // roff escapes: \- for a hyphen, \*(Aq for an apostrophe.
+    let page = std::fs::read_to_string(dir.join("xenify.toml.5")).unwrap().replace("\\-", "-").replace("\\*(Aq", "'");
+    assert!(page.contains(rule), "xenify.toml(5) does not state the merge rule");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 12 item 9: the crate and the fuzz target are formatted as
+/// rustfmt.toml says (the fuzz crate is its own workspace, so `cargo fmt`
+/// at the top does not reach it).
+#[test]
+fn the_sources_and_the_fuzz_target_are_formatted() {
+    let root = common::root();
+    let mut files = vec![root.join("src/lib.rs"), root.join("src/main.rs")];
+    for dir in ["tests", "benches", "examples", "fuzz/fuzz_targets"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "rs") {
+                files.push(p);
+            }
+        }
+    }
+    let out = std::process::Command::new("rustfmt")
+        .args(["--check", "--edition", "2021"])
+        .args(&files)
+        .current_dir(&root)
+        .output()
+        .expect("rustfmt is needed (rustup component add rustfmt)");
+    assert!(
+        out.status.success(),
+        "not formatted (run cargo fmt, and cd fuzz && cargo fmt):\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
