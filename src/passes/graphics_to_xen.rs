@@ -23,37 +23,50 @@ const SPICE_ONLY: &[&str] =
     &["channel", "image", "jpeg", "zlib", "playback", "streaming", "clipboard", "mouse", "filetransfer", "gl"];
 
 fn run(cx: &mut Cx) {
-    let mut kept: Option<El> = None;
+    let mut kept: Vec<El> = Vec::new();
     for g in cx.devices_named("graphics") {
         let ty = cx.doc().attr(g, "type").unwrap_or("").to_string();
+        let same = kept.iter().copied().find(|k| cx.doc().attr(*k, "type") == Some(ty.as_str()));
         if !matches!(ty.as_str(), "vnc" | "spice" | "sdl") {
             cx.remove_warn(
                 g,
                 format!("<graphics type='{ty}'>: libvirt's libxl driver rejects it (or, for dbus and egl-headless, aborts the daemon)"),
                 format!("the guest has no {ty} display"),
             );
-        } else if let Some(first) = kept {
+        } else if let Some(first) = kept.first().copied().filter(|_| cx.pvh() || same.is_some()) {
             let first_ty = cx.doc().attr(first, "type").unwrap_or("").to_string();
             cx.remove_warn(
                 g,
-                format!("second console <graphics type='{ty}'>: libxl enables only one on HVM"),
+                format!("second console <graphics type='{ty}'>: libxl enables only one"),
                 format!("the console is {first_ty} only"),
             );
         } else {
-            kept = Some(g);
+            kept.push(g);
         }
     }
-    let Some(g) = kept else { return };
-    security(cx, g);
-    let spice = cx.doc().attr(g, "type") == Some("spice");
-    if spice && cx.pvh() {
-        cx.set_attr(g, "type", "vnc", "libxl gives PVH guests no SPICE display");
-        cx.remove_children(g, SPICE_ONLY, "is a SPICE setting");
-        cx.remove_attrs(g, &["defaultMode"], "is a SPICE setting");
-    } else if spice {
-        clipboard(cx, g);
+    // On HVM libxl enables SPICE when there is one, else VNC or SDL. A
+    // console it leaves off stays, secured like the other, because Vdsm and
+    // the engine track both (Vdsm rebuilds its graphics devices from
+    // libvirt's XML after a restart).
+    let spice = kept.iter().copied().find(|g| cx.doc().attr(*g, "type") == Some("spice"));
+    for g in kept {
+        security(cx, g);
+        let is_spice = cx.doc().attr(g, "type") == Some("spice");
+        if is_spice && cx.pvh() {
+            cx.set_attr(g, "type", "vnc", "libxl gives PVH guests no SPICE display");
+            cx.remove_children(g, SPICE_ONLY, "is a SPICE setting");
+            cx.remove_attrs(g, &["defaultMode"], "is a SPICE setting");
+        } else if is_spice {
+            clipboard(cx, g);
+        } else if spice.is_some() && !cx.pvh() {
+            let ty = cx.doc().attr(g, "type").unwrap_or("").to_string();
+            cx.warn(
+                cx.doc().path(g),
+                format!("libxl enables only the SPICE console when an HVM guest has both: this {ty} console is kept so that Vdsm and the engine still track it, but it does not listen"),
+            );
+        }
+        listens(cx, g);
     }
-    listens(cx, g);
 }
 
 /// TLS and ticket expiry: controls libxl ignores.
