@@ -365,6 +365,8 @@ fn make_build_says_where_the_binary_is() {
     let makefile = std::fs::read_to_string(common::root().join("Makefile")).unwrap();
     let bin = makefile.lines().find_map(|l| l.strip_prefix("XENIFY_BIN ?= ")).unwrap();
     assert_eq!(bin, "$(or $(CARGO_TARGET_DIR),target)/release/xenify", "the Makefile moved the binary: update README");
+    let build = makefile.split("\nbuild:\n").nth(1).unwrap().split("\n\n").next().unwrap();
+    assert!(build.contains("@echo \"xenify: the binary is $(XENIFY_BIN)\""), "make build must say where the binary is");
     assert!(
         readme()
             .contains("`make build` builds the release binary, `target/release/xenify` (or under `$CARGO_TARGET_DIR`"),
