@@ -593,4 +593,26 @@ mod tests {
         let e = p.apply_toml("max_vcpus = [\n", "x.toml").unwrap_err();
         assert!(e.to_string().starts_with("invalid policy in x.toml line"), "{e}");
     }
+
+    #[test]
+    fn every_source_adds_to_accept_and_the_report_says_which_added_what() {
+        let mut p = Policy::default();
+        p.apply_toml("accept = [\"nwfilter\"]\nmax_vcpus = 64\n", "x.toml").unwrap();
+        p.set("accept", Raw::Text("tpm, nwfilter".into()), Source::Property { name: "xenify_accept".into() }).unwrap();
+        p.set("max_vcpus", Raw::Text("32".into()), Source::Flag { name: "--set max_vcpus".into() }).unwrap();
+        p.set("accept", Raw::Text(String::new()), Source::Flag { name: "--accept".into() }).unwrap();
+        assert!(p.accepts(Loss::Nwfilter) && p.accepts(Loss::Tpm) && p.max_vcpus == 32);
+        let settings: Vec<String> =
+            p.settings().iter().map(|s| format!("{} = {} ({})", s.key, s.value, s.source)).collect();
+        assert_eq!(
+            settings,
+            [
+                "max_vcpus = 32 (command-line flag --set max_vcpus)",
+                "accept = [\"nwfilter\"] (x.toml line 1)",
+                "accept = [\"tpm\", \"nwfilter\"] (VM custom property xenify_accept)",
+            ]
+        );
+        assert_eq!(p.accepted_from(|s| matches!(s, Source::Property { .. })), [Loss::Tpm, Loss::Nwfilter]);
+        assert_eq!(serde_json::to_string(&p.settings()[0].value).unwrap(), "32");
+    }
 }

@@ -298,3 +298,34 @@ impl Report<'_> {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_writes_control_characters_and_line_separators_as_escapes() {
+        assert!(matches!(escape("VM 'web01' (/tmp/x)"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(escape("a\u{1b}[2J\u{85}\u{2028}\u{2029}\u{7f}"), "a\\u{1b}[2J\\u{85}\\u{2028}\\u{2029}\\u{7f}");
+        assert_eq!(escape("é → ü"), "é → ü");
+    }
+
+    #[test]
+    fn a_hint_keeps_what_its_setting_already_accepts() {
+        let refused = [Loss::GraphicsSecurity, Loss::Nwfilter];
+        let hook = |accepted: Vec<Loss>| Hint::Hook {
+            config: "/etc/xenify/xenify.toml".into(),
+            property: "xenify_accept".into(),
+            accepted,
+        };
+        assert_eq!(
+            hook(vec![Loss::Tpm, Loss::Nwfilter]).setting(&refused),
+            "add \"graphics-security\", \"nwfilter\" to accept in /etc/xenify/xenify.toml or set the VM custom property xenify_accept=tpm,nwfilter,graphics-security"
+        );
+        assert_eq!(
+            Hint::Cli { accepted: vec![Loss::Vlan] }.accept(&refused),
+            "to convert without it, pass --accept vlan,graphics-security,nwfilter"
+        );
+    }
+}
