@@ -56,6 +56,15 @@ interop: build
 	done
 	@$(ORACLE) $(INTEROP)/generated/*.xml >$(INTEROP)/generated.log || { grep -v '^ok' $(INTEROP)/generated.log; exit 1; }
 	@echo "ok: $$(grep -c '^ok' $(INTEROP)/generated.log) generated domains"
+	@# Vdsm's own code on the same output (the oracle in $(SHARED)/oracles/vdsm):
+	@# the converted fixtures as pairs and as Vdsm's hook, hot-plugs into them,
+	@# and Vdsm's hook runner; first with Vdsm as it is, then with
+	@# packaging/vdsm/*.patch applied. tests/interop/vdsm.py says which
+	@# verdicts xenify's report must account for.
+	python3 tests/interop/vdsm.py --xenify $(XENIFY_BIN) --shared $(SHARED) --work $(INTEROP)/vdsm
+	@rm -rf $(INTEROP)/vdsm-lib && cp -r $(SHARED)/oracles/vdsm/vdsm-lib $(INTEROP)/vdsm-lib && chmod -R u+w $(INTEROP)/vdsm-lib
+	@for p in packaging/vdsm/*.patch; do patch -s -d $(INTEROP)/vdsm-lib -p2 <"$$p" || { echo "interop: $$p does not apply to Vdsm" >&2; exit 1; }; done
+	python3 tests/interop/vdsm.py --xenify $(XENIFY_BIN) --shared $(SHARED) --work $(INTEROP)/vdsm-patched --vdsm-lib $(INTEROP)/vdsm-lib
 
 # One table of costs, all medians from this run: in-process parse against
 # pipeline (criterion), the hook against `cp` and a minidom Python hook, and

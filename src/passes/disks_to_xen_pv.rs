@@ -262,8 +262,17 @@ fn hotplug_name(cx: &mut Cx, d: El) {
         "a name both libxl and Vdsm accept, in the range xenify keeps for hot-plugged virtio disks (sdi-sdp)"
     };
     rename(cx, d, &dev, "xen", why);
+    let mut drive = false;
     for a in cx.doc().children_named(d, "address").collect::<Vec<_>>() {
-        cx.remove(a, "<address> of the KVM bus: replaced by the drive address of the disk's name");
+        if cx.doc().attr(a, "type") == Some("drive") && !drive {
+            drive = true;
+        } else {
+            cx.remove(a, "<address> of the KVM bus: Vdsm reads a drive address");
+        }
+    }
+    if drive {
+        warn_hotplug_name(cx, d, &dev);
+        return;
     }
     let unit = index.to_string();
     let address = NewEl::new("address")
@@ -273,6 +282,10 @@ fn hotplug_name(cx: &mut Cx, d: El) {
         .attr("target", "0")
         .attr("unit", &unit);
     cx.add(d, At::Last, address, "the drive address Vdsm reads from every disk; libvirt assigns none on the Xen bus");
+    warn_hotplug_name(cx, d, &dev);
+}
+
+fn warn_hotplug_name(cx: &mut Cx, d: El, dev: &str) {
     cx.warn(
         cx.doc().path(d),
         format!("hot-plugged disk {dev}: the running VM's disk names are not in the document; assumed none is {dev} (xenify names a domain's disks hda-hdd, then from sdp down)"),
