@@ -84,7 +84,12 @@ fn the_fuzz_target_is_formatted() {
         .current_dir(&root)
         .output()
         .expect("rustfmt is needed (rustup component add rustfmt)");
-    assert!(out.status.success(), "not formatted (cd fuzz && cargo fmt):\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "not formatted (cd fuzz && cargo fmt), or rustfmt is missing (rustup component add rustfmt):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
