@@ -39,10 +39,15 @@ fn run(cx: &mut Cx) {
             );
         } else if let Some(first) = kept.first().copied().filter(|_| cx.pvh() || same.is_some()) {
             let first_ty = cx.doc().attr(first, "type").unwrap_or("").to_string();
+            let why = if same.is_some() {
+                format!("second {ty} console: libxl enables only the first")
+            } else {
+                format!("second console <graphics type='{ty}'>: libxl would give a PVH guest a second framebuffer, which it did not have")
+            };
             cx.remove_warn(
                 g,
-                format!("second console <graphics type='{ty}'>: libxl enables only one"),
-                format!("the console is {first_ty} only"),
+                why,
+                format!("the console is {first_ty} only, and after a restart Vdsm tracks that one console"),
             );
         } else {
             kept.push(g);
