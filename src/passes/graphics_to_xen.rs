@@ -131,11 +131,11 @@ fn clipboard(cx: &mut Cx, g: El) {
     if doc.child(g, "clipboard").is_some() {
         return;
     }
-    let Some(devices) = cx.domain().and_then(|d| doc.child(d, "devices")) else {
-        return;
-    };
-    let had_agent =
-        doc.children_in_input(devices).any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
+    let had_agent = cx
+        .all("devices")
+        .into_iter()
+        .flat_map(|devices| doc.children_in_input(devices))
+        .any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
     if had_agent {
         cx.add(
             g,
