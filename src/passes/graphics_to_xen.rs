@@ -18,6 +18,10 @@ pub const PASS: Pass = Pass {
     run,
 };
 
+/// The password Vdsm writes, with an expiry in 1970, for a console that
+/// nobody may open until the engine sets a ticket.
+const VDSM_LOCKED_PASSWORD: &str = "*****";
+
 /// Children of `<graphics type='spice'>` that VNC does not have.
 const SPICE_ONLY: &[&str] =
     &["channel", "image", "jpeg", "zlib", "playback", "streaming", "clipboard", "mouse", "filetransfer", "gl"];
@@ -35,10 +39,15 @@ fn run(cx: &mut Cx) {
             );
         } else if let Some(first) = kept.first().copied().filter(|_| cx.pvh() || same.is_some()) {
             let first_ty = cx.doc().attr(first, "type").unwrap_or("").to_string();
+            let why = if same.is_some() {
+                format!("second {ty} console: libxl enables only the first")
+            } else {
+                format!("second console <graphics type='{ty}'>: libxl would give a PVH guest a second framebuffer, which it did not have")
+            };
             cx.remove_warn(
                 g,
-                format!("second console <graphics type='{ty}'>: libxl enables only one"),
-                format!("the console is {first_ty} only"),
+                why,
+                format!("the console is {first_ty} only, and after a restart Vdsm tracks that one console"),
             );
         } else {
             kept.push(g);
@@ -104,8 +113,15 @@ fn security(cx: &mut Cx, g: El) {
         let name = cx.doc().attr(c, "name").unwrap_or("?").to_string();
         cx.remove(c, format!("secure SPICE channel '{name}': libxl ignores it, there is no TLS"));
     }
+    let placeholder = cx.doc().attr(g, "passwd") == Some(VDSM_LOCKED_PASSWORD) && cx.doc().attr(g, "passwdValidTo").is_some();
     cx.remove_attr(g, "passwdValidTo", "is ignored by libxl: the console password never expires");
-    cx.accepted(path, Loss::GraphicsSecurity, "console traffic is unencrypted and its password does not expire");
+    cx.accepted(path.clone(), Loss::GraphicsSecurity, "console traffic is unencrypted and its password does not expire");
+    if placeholder {
+        cx.warn(
+            path,
+            format!("the password is Vdsm's placeholder '{VDSM_LOCKED_PASSWORD}', which kept the console locked until the engine set a ticket; on Xen it never expires, and no ticket can be set (libxl cannot update a running console): anyone who reaches the console port can log in with '{VDSM_LOCKED_PASSWORD}': let only administrators reach it (a firewall on the host)"),
+        );
+    }
 }
 
 /// A kept SPICE console gets its agent (which the removed spicevmc channel
@@ -115,11 +131,11 @@ fn clipboard(cx: &mut Cx, g: El) {
     if doc.child(g, "clipboard").is_some() {
         return;
     }
-    let Some(devices) = cx.domain().and_then(|d| doc.child(d, "devices")) else {
-        return;
-    };
-    let had_agent =
-        doc.children_in_input(devices).any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
+    let had_agent = cx
+        .all("devices")
+        .into_iter()
+        .flat_map(|devices| doc.children_in_input(devices))
+        .any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
     if had_agent {
         cx.add(
             g,

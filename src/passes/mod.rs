@@ -438,13 +438,20 @@ impl<'r, 'a> Cx<'r, 'a> {
     fn devices_where(&self, keep: impl Fn(El) -> bool) -> Vec<El> {
         let r = self.doc.root();
         match self.domain() {
-            Some(d) => match self.doc.child(d, "devices") {
-                Some(devs) => self.doc.children(devs).filter(|c| keep(*c)).collect(),
-                None => Vec::new(),
-            },
+            Some(_) => {
+                self.all("devices").into_iter().flat_map(|devs| self.doc.children(devs)).filter(|c| keep(*c)).collect()
+            }
             None if is_device_element(self.doc.local(r)) && keep(r) => vec![r],
             None => Vec::new(),
         }
+    }
+
+    /// Every copy of the domain's child `name`. libvirt reads a repeated
+    /// `<devices>`, `<os>`, `<features>`, `<clock>` or `<cputune>` as one:
+    /// its queries (`./devices/disk`, `./clock/timer`, `./features/*`) match
+    /// the children of every copy, so a pass converts them all.
+    pub fn all(&self, name: &str) -> Vec<El> {
+        self.domain().map_or_else(Vec::new, |d| self.doc.children_named(d, name).collect())
     }
 
     /// The maximum vCPU count once `vcpus-to-xen` has clamped it to the
