@@ -82,7 +82,8 @@ fn run(cx: &mut Cx) {
 /// cards use libxl's default backend.
 fn audio_references(cx: &mut Cx) {
     let doc = cx.doc();
-    let ids: Vec<String> = cx.devices_named("audio").into_iter().filter_map(|a| doc.attr(a, "id").map(str::to_string)).collect();
+    let ids: Vec<String> =
+        cx.devices_named("audio").into_iter().filter_map(|a| doc.attr(a, "id").map(str::to_string)).collect();
     let dangling: Vec<El> = cx
         .devices_named("sound")
         .into_iter()
@@ -128,7 +129,10 @@ fn controller(cx: &mut Cx, c: El) {
     match ty.as_str() {
         "xenbus" => {}
         "usb" if model.starts_with("qusb") => {}
-        "usb" if model == "none" => cx.remove(c, "USB controller model 'none': libvirt rejects it on Xen, which adds no USB controller unless one is needed"),
+        "usb" if model == "none" => cx.remove(
+            c,
+            "USB controller model 'none': libvirt rejects it on Xen, which adds no USB controller unless one is needed",
+        ),
         "usb" if cx.user_alias(c).is_some() => {
             cx.set_attr(
                 c,

@@ -46,7 +46,6 @@ pub const PASS: Pass = Pass {
     run,
 };
 
-
 const IGNORED_DRIVER: &[&str] =
     &["cache", "io", "error_policy", "rerror_policy", "iothread", "copy_on_read", "detect_zeroes"];
 const VIRTIO_ONLY_DRIVER: &[&str] =
@@ -98,9 +97,17 @@ fn lun(cx: &mut Cx, disk: El) {
     }
     cx.remove_attrs(disk, &["sgio", "rawio"], "is a SCSI passthrough setting, which libxl does not have");
     if let Some(source) = cx.doc().child(disk, "source") {
-        cx.remove_children(source, &["reservations"], "(persistent reservations) is a SCSI passthrough setting, which libxl does not have");
+        cx.remove_children(
+            source,
+            &["reservations"],
+            "(persistent reservations) is a SCSI passthrough setting, which libxl does not have",
+        );
     }
-    cx.accepted(path, Loss::ScsiPassthrough, "the LUN is a plain disk: SCSI commands and persistent reservations no longer reach the device");
+    cx.accepted(
+        path,
+        Loss::ScsiPassthrough,
+        "the LUN is a plain disk: SCSI commands and persistent reservations no longer reach the device",
+    );
 }
 
 fn check(cx: &mut Cx, disk: El) {

@@ -143,9 +143,14 @@ fn security(cx: &mut Cx, g: El) {
         let name = cx.doc().attr(c, "name").unwrap_or("?").to_string();
         cx.remove(c, format!("secure SPICE channel '{name}': libxl ignores it, there is no TLS"));
     }
-    let placeholder = cx.doc().attr(g, "passwd") == Some(VDSM_LOCKED_PASSWORD) && cx.doc().attr(g, "passwdValidTo").is_some();
+    let placeholder =
+        cx.doc().attr(g, "passwd") == Some(VDSM_LOCKED_PASSWORD) && cx.doc().attr(g, "passwdValidTo").is_some();
     cx.remove_attr(g, "passwdValidTo", "is ignored by libxl: the console password never expires");
-    cx.accepted(path.clone(), Loss::GraphicsSecurity, "console traffic is unencrypted and its password does not expire");
+    cx.accepted(
+        path.clone(),
+        Loss::GraphicsSecurity,
+        "console traffic is unencrypted and its password does not expire",
+    );
     if placeholder {
         cx.warn(
             path,

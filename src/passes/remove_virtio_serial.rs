@@ -195,7 +195,11 @@ fn socket_path(cx: &mut Cx, dev: El, target: El, src: &str) {
         return;
     }
     let name = cx.doc().attr(target, "name").unwrap_or("").to_string();
-    let uuid = cx.domain().and_then(|d| cx.doc().child(d, "uuid")).and_then(|u| cx.doc().text(u)).map(|u| u.trim().to_string());
+    let uuid = cx
+        .domain()
+        .and_then(|d| cx.doc().child(d, "uuid"))
+        .and_then(|u| cx.doc().text(u))
+        .map(|u| u.trim().to_string());
     let (Some(uuid), false) = (uuid, name.is_empty()) else {
         cx.refuse(
             cx.doc().path(dev),

@@ -25,12 +25,18 @@ fn run(cx: &mut Cx) {
     let text = cx.doc().text(vcpu).map(str::to_string);
     if !count(text.as_deref()) || text.is_none() {
         let shown = text.unwrap_or_default();
-        cx.refuse(cx.doc().path(vcpu), format!("a vCPU count of '{}' is not one libvirt reads (a whole number from 1)", shown.trim()));
+        cx.refuse(
+            cx.doc().path(vcpu),
+            format!("a vCPU count of '{}' is not one libvirt reads (a whole number from 1)", shown.trim()),
+        );
         return;
     }
     if !count(cx.doc().attr(vcpu, "current")) {
         let shown = cx.doc().attr(vcpu, "current").unwrap_or("").to_string();
-        cx.refuse(cx.doc().attr_path(vcpu, "current"), format!("a current vCPU count of '{shown}' is not one libvirt reads (a whole number from 1)"));
+        cx.refuse(
+            cx.doc().attr_path(vcpu, "current"),
+            format!("a current vCPU count of '{shown}' is not one libvirt reads (a whole number from 1)"),
+        );
         return;
     }
     let Some((max, current)) = cx.vcpus() else {
