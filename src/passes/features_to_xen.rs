@@ -48,7 +48,12 @@ fn run(cx: &mut Cx) {
             Some(os) => At::After(os),
             None => At::Last,
         };
-        copies.push(cx.add(domain, at, NewEl::new("features"), "libxl switches off APIC and PAE unless they are written out"));
+        copies.push(cx.add(
+            domain,
+            at,
+            NewEl::new("features"),
+            "libxl switches off APIC and PAE unless they are written out",
+        ));
     }
     if !cx.pvh() {
         for (name, why) in [
