@@ -10,7 +10,7 @@ INTEROP := target/interop
 DEMO    := fixtures/domains/hostedengine-lease.xml
 
 .PHONY: all build test interop demo clean fuzz bench install uninstall rpm rpm-check have-rpmbuild \
-	vdsm-patched interop-host interop-xen-host
+	vdsm-patched interop-host interop-xen-host cpu-data
 
 all: build
 
@@ -59,11 +59,14 @@ interop: build
 	@$(MAKE) --no-print-directory interop-host
 
 # The Vdsm oracle (check-vdsm, check-caps: Vdsm's own code, and oVirt
-# Engine's admission rules) and the project's Vdsm patches.
+# Engine's admission rules), the project's Vdsm patches, and the fake Xen
+# dom0s of fixtures/hosts (the oracle's layout, each beside a cluster.json
+# of its CPU family).
 VDSM_ORACLE  := $(SHARED)/oracles/vdsm
 VDSM_PATCHES := $(sort $(wildcard packaging/vdsm/*.patch))
 PATCHED_VDSM := $(INTEROP)/vdsm-lib
 XEN_URI      := --vdsm-config vars:libvirt_uri=xen:///system
+FAKE_HOSTS   := $(sort $(patsubst %/xl-info,%,$(wildcard fixtures/hosts/*/xl-info)))
 # The oracle's hand-fixed pair (Vdsm can start and recover it on libxl),
 # which isolates the Vdsm patch from the conversion.
 VDSM_EXAMPLE := --pairs $(VDSM_ORACLE)/examples/in $(VDSM_ORACLE)/examples/out
@@ -82,7 +85,11 @@ vdsm-patched:
 
 # What the host needs, with the patched Vdsm: Vdsm reaches libxl (check-vdsm
 # --xen-host on the oracle's example pair; the stock Vdsm and the patched one
-# without the setting must fail naming the URI).
+# without the setting must fail naming the URI), the Engine admits every fake
+# dom0 with xenify as after_get_caps hook (check-caps) and a hook that changes
+# nothing is refused (the check is live), xenify's after_get_stats reports
+# Xen's free memory (tools/check-stats; /bin/true must fail), and the CPU
+# data is what libvirt's cpu_map and Xen's featureset give.
 interop-host: build vdsm-patched
 	VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-vdsm --xen-host $(XEN_URI) $(VDSM_EXAMPLE)
 	@for lib in "" $(abspath $(PATCHED_VDSM)); do \
@@ -91,6 +98,27 @@ interop-host: build vdsm-patched
 	    || { echo "$$out" >&2; echo "interop: Vdsm $${lib:-as shipped} without libvirt_uri does not fail naming the URI" >&2; exit 1; }; \
 	    echo "ok: Vdsm $${lib:+patched }$${lib:-as shipped} without libvirt_uri fails naming qemu:///system"; \
 	done
+	VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-caps $(XEN_URI) $(XENIFY_BIN)
+	@for h in $(FAKE_HOSTS); do \
+	    echo "$(VDSM_ORACLE)/check-caps $(XEN_URI) --host $$h --cluster $$h/cluster.json $(XENIFY_BIN)"; \
+	    VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-caps $(XEN_URI) --host $$h --cluster $$h/cluster.json $(XENIFY_BIN) || exit 1; \
+	done
+	@for h in "" $(FAKE_HOSTS); do \
+	    out=$$(VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-caps $(XEN_URI) $${h:+--host $$h --cluster $$h/cluster.json} /bin/true); \
+	    case $$out in "FAIL /bin/true: "*) echo "ok: /bin/true is refused on $${h:-the oracle's host}";; \
+	    *) echo "$$out" >&2; echo "interop: check-caps does not refuse a hook that changes nothing" >&2; exit 1;; esac; \
+	done
+	@for h in "" $(FAKE_HOSTS); do \
+	    PYTHONPYCACHEPREFIX=$${XEN_ORACLES_HOME:-/tmp/xen-oracles}/pycache VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) \
+	        tools/check-stats --oracle $(VDSM_ORACLE) $${h:+--host $$h} $(XEN_URI) $(XENIFY_BIN) || exit 1; \
+	    out=$$(PYTHONPYCACHEPREFIX=$${XEN_ORACLES_HOME:-/tmp/xen-oracles}/pycache VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) \
+	        tools/check-stats --oracle $(VDSM_ORACLE) $${h:+--host $$h} $(XEN_URI) /bin/true); \
+	    case $$out in "FAIL /bin/true: memFree: "*) ;; *) echo "$$out" >&2; echo "interop: check-stats does not refuse a hook that changes nothing" >&2; exit 1;; esac; \
+	done
+	@echo "ok: /bin/true fails check-stats on every host"
+	@tools/cpu-data | tail -n +3 >$(INTEROP)/cpu_data.rs && tail -n +3 src/caps/cpu_data.rs | diff -u - $(INTEROP)/cpu_data.rs \
+	    || { echo "interop: src/caps/cpu_data.rs differs from what tools/cpu-data makes of this machine's cpu_map and cpufeatureset.h (make cpu-data)" >&2; exit 1; }
+	@echo "ok: src/caps/cpu_data.rs is what libvirt's cpu_map and Xen's cpufeatureset.h give"
 
 # Vdsm with the patch on a Xen dom0, starting every fixture domain with xenify
 # as its before_vm_start hook (every loss accepted): the check `xen-host` must
@@ -103,6 +131,12 @@ interop-xen-host: build vdsm-patched
 	status=$$?; cat $(INTEROP)/xen-host.log; \
 	if grep -q 'xen-host:' $(INTEROP)/xen-host.log; then echo "interop: Vdsm does not reach libxl (check xen-host)" >&2; exit 1; fi; \
 	echo "check xen-host passed for every domain; check-vdsm exit status $$status"; exit $$status
+
+# Regenerates the CPU models and features of the after_get_caps hook from
+# this machine's libvirt cpu_map and Xen cpufeatureset.h (libvirt0 and
+# libxen-dev on Debian).
+cpu-data:
+	tools/cpu-data >src/caps/cpu_data.rs.new && mv src/caps/cpu_data.rs.new src/caps/cpu_data.rs
 
 # One table of costs, all medians from this run: in-process parse against
 # pipeline (criterion), the hook against `cp` and a minidom Python hook, and
@@ -134,6 +168,7 @@ BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR     ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR    ?= $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR     ?= /etc
+DOCDIR         ?= $(PREFIX)/share/doc/xenify
 VDSM_HOOKS_DIR ?= /usr/libexec/vdsm/hooks
 # What install created, so that uninstall removes that and nothing else.
 MANIFEST       ?= $(PREFIX)/share/xenify/installed
@@ -142,16 +177,18 @@ MANIFEST       ?= $(PREFIX)/share/xenify/installed
 # list as `xenify generate hook-points` and packaging/xenify.spec
 # (tests/install.rs compares them).
 HOOK_POINTS := before_vm_start before_device_create before_nic_hotplug \
-               before_disk_hotplug before_update_device before_memory_hotplug
+               before_disk_hotplug before_update_device before_memory_hotplug \
+               after_get_caps after_get_stats
 
 INSTALL_ENV = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' BINDIR='$(BINDIR)' MANDIR='$(MANDIR)' \
 	BASHCOMPDIR='$(BASHCOMPDIR)' ZSHCOMPDIR='$(ZSHCOMPDIR)' FISHCOMPDIR='$(FISHCOMPDIR)' \
-	SYSCONFDIR='$(SYSCONFDIR)' VDSM_HOOKS_DIR='$(VDSM_HOOKS_DIR)' MANIFEST='$(MANIFEST)' \
+	SYSCONFDIR='$(SYSCONFDIR)' DOCDIR='$(DOCDIR)' VDSM_HOOKS_DIR='$(VDSM_HOOKS_DIR)' MANIFEST='$(MANIFEST)' \
 	HOOK_POINTS='$(HOOK_POINTS)' XENIFY_BIN='$(XENIFY_BIN)'
 
 # The binary, a link 50_xenify to it in each hook point's directory, the
-# default policy unless /etc/xenify/xenify.toml exists, man pages and
-# completions. packaging/install.sh does the work and keeps the manifest.
+# default policy unless /etc/xenify/xenify.toml exists, the sudoers rule of
+# the after_get_caps hook, the Vdsm patches (under DOCDIR/vdsm), man pages
+# and completions. packaging/install.sh does the work and keeps the manifest.
 install: build
 	@$(INSTALL_ENV) sh packaging/install.sh install
 

@@ -214,7 +214,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 Generated::Man { dir } => crate::generate::man(&dir)?,
                 Generated::Completions { dir } => crate::generate::completions(&dir)?,
                 Generated::HookPoints => io::stdout().write_all(
-                    crate::hook::POINTS.iter().map(|p| format!("{}\n", p.name)).collect::<String>().as_bytes(),
+                    crate::hook::point_names().iter().map(|p| format!("{p}\n")).collect::<String>().as_bytes(),
                 )?,
             }
             Ok(0)
