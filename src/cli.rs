@@ -51,10 +51,12 @@ mode by itself.")]
     Hook,
     /// Check that this host can run xenify as a Vdsm hook on Xen
     #[command(long_about = "Check that this host can run xenify as a Vdsm hook on Xen, one line per check \
-with what to do when it fails: a Xen dom0; libvirt's libxl driver and Xen's xl installed; the hook links in \
-place, pointing at this binary and executable by the vdsm user; the policy file parses (and which non-default \
-values and accepted losses it puts in force); and whether Vdsm still connects only to qemu:///system. \
-Exit 0 only when every check passes.")]
+with what to do when it fails: a Xen dom0 whose Xen runs HVM guests (so that, through the after_get_caps hook, \
+oVirt Engine sees hardware virtualization); libvirt's libxl driver and Xen's xl installed; the hook links in \
+place, pointing at this binary and executable by the vdsm user; the sudoers rule of after_get_caps; Vdsm \
+patched with xenify's patches and set to a Xen URI (with the commands, when not); the policy file parses (and \
+which non-default values and accepted losses it puts in force). Failures with one cause are one line. Only \
+reads files, under --root. Exit 0 only when every check passes, 1 otherwise, 2 when the root does not exist.")]
     Doctor(DoctorArgs),
     /// Write files derived from this program (packaging uses it)
     #[command(hide = true)]
