@@ -72,7 +72,8 @@ FAKE_HOSTS   := $(sort $(patsubst %/xl-info,%,$(wildcard fixtures/hosts/*/xl-inf
 VDSM_EXAMPLE := --pairs $(VDSM_ORACLE)/examples/in $(VDSM_ORACLE)/examples/out
 
 # A copy of the oracle's Vdsm (oVirt/vdsm's lib/) with the patches applied in
-# order, each one without fuzz or offset.
+# order, each one without fuzz or offset; taken out again in reverse order,
+# they give Vdsm back as it was.
 vdsm-patched:
 	@test -d "$(VDSM_ORACLE)/vdsm-lib" || { echo "interop: no Vdsm oracle at $(VDSM_ORACLE)" >&2; exit 2; }
 	@rm -rf $(PATCHED_VDSM) && mkdir -p $(INTEROP) && cp -r $(VDSM_ORACLE)/vdsm-lib $(PATCHED_VDSM) && chmod -R u+w $(PATCHED_VDSM)
@@ -82,6 +83,13 @@ vdsm-patched:
 	    if echo "$$out" | grep -Eqi 'offset|fuzz'; then echo "$$out" >&2; echo "interop: $$p applies only with an offset or fuzz" >&2; exit 1; fi; \
 	    echo "ok: $$p applies to Vdsm's lib/"; \
 	done
+	@rm -rf $(INTEROP)/vdsm-unpatched && cp -r $(PATCHED_VDSM) $(INTEROP)/vdsm-unpatched
+	@for p in $$(printf '%s\n' $(VDSM_PATCHES) | sort -r); do \
+	    patch -R -p2 --fuzz=0 --no-backup-if-mismatch -s -d $(INTEROP)/vdsm-unpatched <"$$p" || exit 1; \
+	done
+	@diff -r $(VDSM_ORACLE)/vdsm-lib $(INTEROP)/vdsm-unpatched >/dev/null \
+	    || { echo "interop: patch -R -p2 in reverse order does not give Vdsm's lib/ back" >&2; exit 1; }
+	@rm -rf $(INTEROP)/vdsm-unpatched && echo "ok: patch -R -p2, in reverse order, gives Vdsm's lib/ back"
 
 # What the host needs, with the patched Vdsm: Vdsm reaches libxl (check-vdsm
 # --xen-host on the oracle's example pair; the stock Vdsm and the patched one

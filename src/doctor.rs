@@ -138,8 +138,10 @@ pub fn run(root: &Path, json: bool) -> Result<u8> {
         }
         for c in &checks {
             writeln!(out, "{:<4}  {:<width$}  {}", if c.ok { "ok" } else { "FAIL" }, c.check, c.detail)?;
-            if let Some(fix) = &c.fix {
-                writeln!(out, "{:<4}  {:<width$}  fix: {}", "", "", fix)?;
+            // A fix of several commands is one per line.
+            for (i, line) in c.fix.iter().flat_map(|f| f.lines()).enumerate() {
+                let lead = if i == 0 { "fix: " } else { "     " };
+                writeln!(out, "{:<4}  {:<width$}  {lead}{line}", "", "")?;
             }
         }
         match failed {
@@ -468,7 +470,7 @@ impl Vdsm {
                     if names.len() == 1 { "patch" } else { "patches" },
                     names.join(", ")
                 ),
-                format!("{}; then {uri_fix}", commands.join("; ")),
+                format!("{}\nthen {uri_fix}", commands.join("\n")),
             )];
         }
         vec![

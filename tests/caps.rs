@@ -234,7 +234,8 @@ fn the_models_follow_each_cpu_generation() {
     assert!(!rome.iter().any(|m| m.starts_with("Nehalem") || m.starts_with("Skylake")), "{rome:?}");
 }
 
-fn skylake_like() -> (PathBuf, String, Vec<u8>) {
+/// The Haswell-EP host: its root, `xl info` and what Vdsm reported.
+fn haswell() -> (PathBuf, String, Vec<u8>) {
     let host = common::root().join("fixtures/hosts/xen-dom0-haswell");
     let xl = std::fs::read_to_string(host.join("xl-info")).unwrap();
     let caps = read(&host.join("caps-vdsm.json"));
@@ -243,7 +244,7 @@ fn skylake_like() -> (PathBuf, String, Vec<u8>) {
 
 #[test]
 fn a_host_that_is_not_a_dom0_keeps_vdsms_answer_byte_for_byte() {
-    let (host, xl, caps) = skylake_like();
+    let (host, xl, caps) = haswell();
     // (case, files to write under the root, what stderr says)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let cases: [Case; 3] = [
@@ -271,7 +272,7 @@ fn a_host_that_is_not_a_dom0_keeps_vdsms_answer_byte_for_byte() {
 
 #[test]
 fn every_error_leaves_the_file_byte_for_byte_and_exits_1() {
-    let (host, xl, caps) = skylake_like();
+    let (host, xl, caps) = haswell();
     let xl_with = |from: &str, to: &str| {
         assert!(xl.contains(from), "{from}");
         xl.replacen(from, to, 1)
@@ -343,7 +344,7 @@ fn every_error_leaves_the_file_byte_for_byte_and_exits_1() {
 
 #[test]
 fn an_xl_that_fails_is_quoted() {
-    let (host, _, caps) = skylake_like();
+    let (host, _, caps) = haswell();
     let run = Run::new("after_get_caps");
     run.xl(None, "xencall: error: Could not obtain handle on privileged command interface: Permission denied");
     let (out, _) = run.hook("after_get_caps", &host.join("root"), &caps, &[]);
@@ -353,7 +354,7 @@ fn an_xl_that_fails_is_quoted() {
 
 #[test]
 fn without_hvm_only_the_memory_is_corrected() {
-    let (host, xl, caps) = skylake_like();
+    let (host, xl, caps) = haswell();
     let virt = xl.lines().find(|l| l.starts_with("virt_caps")).unwrap().to_string();
     let run = Run::new("after_get_caps");
     run.xl(Some(&xl.replacen(&virt, "virt_caps              : pv pv_directio", 1)), "");
@@ -371,7 +372,7 @@ fn without_hvm_only_the_memory_is_corrected() {
 
 #[test]
 fn the_policy_restricts_the_machine_types_and_the_balloon_counts_for_dom0() {
-    let (host, xl, caps) = skylake_like();
+    let (host, xl, caps) = haswell();
     let run = Run::new("after_get_caps");
     run.xl(Some(&xl), "");
     let root = copy_root(&run, &host);
@@ -452,4 +453,19 @@ fn a_json_file_outside_a_json_point_is_refused() {
     let (out, output) = run.hook("after_vm_start", &run.dir, b"{}", &[]);
     assert_eq!((out.status.code(), output), (Some(1), b"{}".to_vec()));
     assert!(stderr(&out).contains("$_hook_json is set, but xenify tells a JSON hook point by the directory it runs from (after_get_caps, after_get_stats), and this one is 'after_vm_start'"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_readme_log_line_is_the_haswell_hosts() {
+    let (host, xl, caps) = haswell();
+    let run = Run::new("after_get_caps");
+    run.xl(Some(&xl), "");
+    let (out, _) = run.hook("after_get_caps", &host.join("root"), &caps, &[]);
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let line = readme
+        .split("<!-- caps-log:start -->\n```\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- caps-log:end -->").next())
+        .expect("README has no after_get_caps log line");
+    assert_eq!(line, stderr(&out));
 }

@@ -299,7 +299,8 @@ fn an_unpatched_or_unset_vdsm_is_told_how_with_the_installed_patches() {
     for (name, _) in patches() {
         assert!(fix.contains(&format!("patch -p2 -d {SITE} < {PATCH_DIR}/{name}")), "{fix}");
     }
-    assert!(fix.ends_with("then set `libvirt_uri = xen:///system` under [vars] in /etc/vdsm/vdsm.conf (or a file in /etc/vdsm/vdsm.conf.d/), then `systemctl restart vdsmd`"), "{fix}");
+    assert!(fix.ends_with("\nthen set `libvirt_uri = xen:///system` under [vars] in /etc/vdsm/vdsm.conf (or a file in /etc/vdsm/vdsm.conf.d/), then `systemctl restart vdsmd`"), "{fix}");
+    assert_eq!(fix.lines().count(), patches().len() + 1, "one command per line: {fix}");
     assert!(!checks.contains_key("vdsm-uri"), "folded into vdsm-patch: {text}");
 
     // All but the last patch applied: only that one is named.
@@ -465,4 +466,30 @@ fn executable_by_vdsm_follows_owner_group_and_other_bits() {
             "mode {mode:o}, vdsm {vdsm_uid}:{primary}+{member_of}, file {uid}:{gid}: {text}"
         );
     }
+}
+
+/// The host of README's doctor example: a dom0 with xenify installed and Vdsm not patched yet.
+#[test]
+fn the_readme_example_is_what_doctor_says() {
+    let host = FakeHost::new("readme");
+    host.file("/proc/xen/capabilities", "control_d\n")
+        .file("/sys/hypervisor/type", "xen\n")
+        .file(
+            "/sys/hypervisor/properties/capabilities",
+            "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64\n",
+        )
+        .file("/usr/lib64/libvirt/connection-driver/libvirt_driver_libxl.so", "")
+        .file("/usr/sbin/xl", "")
+        .vdsm(false)
+        .hooks();
+    let (code, _, text) = host.doctor();
+    assert_eq!(code, 1);
+    let said: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- doctor:start -->\n```\n$ xenify doctor\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```\n<!-- doctor:end -->").next())
+        .expect("README has no doctor example");
+    assert_eq!(block, said, "README's doctor example; the host says:\n{said}");
 }
