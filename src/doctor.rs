@@ -465,7 +465,7 @@ impl Vdsm {
             return vec![fail(
                 "vdsm-patch",
                 format!(
-                    "Vdsm in {} lacks xenify's {} ({}): it connects only to qemu:///system, which cannot run type='xen', and fails on a dom0",
+                    "Vdsm in {} lacks xenify's {} ({}), which a Xen host needs: each one's header says why",
                     self.site,
                     if names.len() == 1 { "patch" } else { "patches" },
                     names.join(", ")

@@ -53,7 +53,7 @@ impl Loss {
             Loss::Nwfilter => "NIC filters such as vdsm-no-mac-spoofing are dropped, so the guest can spoof MAC and IP addresses",
             Loss::LinkState => "a NIC whose link is set down starts with its cable plugged in",
             Loss::Vlan => "a VLAN tag on a NIC outside Open vSwitch is dropped, so the guest lands on the untagged network",
-            Loss::GraphicsSecurity => "the SPICE console loses TLS and its ticket expiry, so console traffic is unencrypted and passwords never expire",
+            Loss::GraphicsSecurity => "the console loses TLS and its ticket expiry, so console traffic is unencrypted and passwords never expire (a console Vdsm locked with its placeholder password '*****' opens with it)",
             Loss::FloppyMedia => "the floppy (oVirt's sysprep payload) is removed, so Windows unattended setup will not run",
             Loss::SecureBoot => "UEFI secure boot is switched off, so the guest boots unsigned code",
             Loss::Tpm => "the virtual TPM is removed, so keys sealed to it (BitLocker, LUKS with TPM) stop working",

@@ -9,6 +9,7 @@
 //! `<clock offset='variable'><timer name='rtc' tickpolicy='catchup'/></clock>` → `<clock offset='variable'/>`
 
 use super::{Cx, Pass};
+use crate::doc::El;
 
 pub const PASS: Pass = Pass {
     name: "clock-to-xen",
@@ -19,10 +20,13 @@ pub const PASS: Pass = Pass {
 const REJECTED: &[&str] = &["rtc", "pit", "kvmclock", "hypervclock", "platform", "armvtimer"];
 
 fn run(cx: &mut Cx) {
-    let Some(domain) = cx.domain() else { return };
-    let Some(clock) = cx.doc().child(domain, "clock") else {
-        return;
-    };
+    // libvirt reads the timers of every <clock> (`./clock/timer`).
+    for clock in cx.all("clock") {
+        convert(cx, clock);
+    }
+}
+
+fn convert(cx: &mut Cx, clock: El) {
     if let Some(o @ ("timezone" | "absolute")) = cx.doc().attr(clock, "offset") {
         let message = format!(
             "clock offset='{o}' is rejected by libvirt's libxl driver and has no honest Xen equivalent; use 'utc', 'localtime' or 'variable'"

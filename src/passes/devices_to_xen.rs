@@ -67,6 +67,7 @@ fn run(cx: &mut Cx) {
             ),
             "parallel" => cx.remove_warn(dev, "<parallel>: libxl rejects parallel ports on HVM", "the guest has no parallel port"),
             _ => match ignored(&name, cx.doc().attr(dev, "action")) {
+                Some(consequence) if cx.keep_tracked(dev, Some(&consequence)) => {}
                 Some(consequence) => cx.remove_warn(dev, format!("<{name}>: libxl ignores it"), consequence),
                 None => cx.warn(cx.doc().path(dev), format!("<{name}> is unknown to xenify and kept as it is; check that libxl supports it")),
             },
@@ -98,12 +99,36 @@ fn ignored(name: &str, action: Option<&str>) -> Option<String> {
     })
 }
 
+/// libxl builds Xen's own controllers and ignores the others, so they go,
+/// unless the engine tracks them by alias; a tracked KVM USB controller
+/// (rejected by libvirt) becomes the USB controller Xen has, qusb2.
 fn controller(cx: &mut Cx, c: El) {
     let ty = cx.doc().attr(c, "type").unwrap_or("").to_string();
     let model = cx.doc().attr(c, "model").unwrap_or("").to_string();
     match ty.as_str() {
         "xenbus" => {}
         "usb" if model.starts_with("qusb") => {}
+        "usb" if model == "none" => cx.remove(
+            c,
+            "USB controller model 'none': libvirt rejects it on Xen, which adds no USB controller unless one is needed",
+        ),
+        "usb" if cx.user_alias(c).is_some() => {
+            cx.set_attr(
+                c,
+                "model",
+                "qusb2",
+                "libvirt rejects KVM USB models on Xen; a Xen PV USB controller (qusb2) takes its place, so Vdsm and the engine keep tracking it by its alias",
+            );
+            let ports = cx.doc().attr(c, "ports").and_then(|p| p.parse::<u32>().ok());
+            if ports.is_some_and(|p| !(1..=31).contains(&p)) {
+                cx.remove_attr(c, "ports", "is out of the range a Xen PV USB controller has (1-31)");
+            }
+            cx.keep_tracked(c, None);
+            cx.warn(
+                cx.doc().path(c),
+                "the guest's USB controller is now a Xen PV USB controller, which only guests with a PV USB driver see; the emulated USB tablet works without it",
+            );
+        }
         "usb" => {
             let model = if model.is_empty() { "default".to_string() } else { model };
             cx.remove(
@@ -112,6 +137,7 @@ fn controller(cx: &mut Cx, c: El) {
             );
         }
         "virtio-serial" => {}
+        _ if cx.keep_tracked(c, None) => {}
         _ => cx.remove(c, format!("{ty} controller: libxl ignores controllers; Xen builds its own")),
     }
 }

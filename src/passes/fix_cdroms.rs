@@ -64,5 +64,6 @@ fn run(cx: &mut Cx) {
             }
         }
         cx.remove_children(c, &["serial", "address"], "is ignored by libxl");
+        cx.keep_alias(c);
     }
 }

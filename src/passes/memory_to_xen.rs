@@ -30,6 +30,10 @@ fn run(cx: &mut Cx) {
     }
     let Some(domain) = cx.domain() else { return };
     cx.remove_children(domain, &["maxMemory"], "(memory hot-plug slots): no memory hot-plug on Xen");
+    // libvirt reads only the first of these; a later one must not come to
+    // light when the first changes.
+    cx.drop_duplicates(domain, "memory");
+    cx.drop_duplicates(domain, "currentMemory");
     let memory = cx.doc().child(domain, "memory");
     let total = memory.and_then(|m| to_kib(cx.doc().text(m)?, cx.doc().attr(m, "unit")));
     if let (Some(memory), Some(total)) = (memory, total) {

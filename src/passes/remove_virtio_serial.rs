@@ -25,7 +25,7 @@ const UNOPENABLE: &[&str] = &["spiceport", "spicevmc", "dbus", "qemu-vdagent", "
 
 fn run(cx: &mut Cx) {
     for c in cx.devices_named("controller") {
-        if cx.doc().attr(c, "type") == Some("virtio-serial") {
+        if cx.doc().attr(c, "type") == Some("virtio-serial") && !cx.keep_tracked(c, None) {
             cx.remove(c, "virtio-serial controller: Xen has no virtio-serial");
         }
     }
@@ -53,11 +53,11 @@ fn run(cx: &mut Cx) {
         } else if name == "console" && ttype == "virtio" {
             if src == "unix" {
                 let socket = socket(cx, dev).unwrap_or_default();
-                cx.remove_warn(
-                    dev,
-                    "virtio console: libxl builds no virtio consoles",
-                    format!("the console on {socket} (ovirt-vmconsole) is gone; only a <serial> console reaches a Xen HVM guest"),
-                );
+                let consequence = format!("the console on {socket} (ovirt-vmconsole) is gone; only a <serial> console reaches a Xen HVM guest");
+                if !cx.keep_tracked(dev, Some(&consequence)) {
+                    cx.remove_warn(dev, "virtio console: libxl builds no virtio consoles", consequence);
+                }
+            } else if cx.keep_tracked(dev, Some("libxl builds no virtio consoles")) {
             } else {
                 cx.remove(dev, "virtio console: libxl builds no virtio consoles");
             }
@@ -67,7 +67,35 @@ fn run(cx: &mut Cx) {
     }
     if cx.pvh() {
         pvh_console(cx);
+    } else {
+        serial_console_alias(cx);
     }
+}
+
+/// libvirt keeps the first `<console>` on a serial target only as a copy of
+/// the first `<serial>`, with the serial's alias: the engine's alias on the
+/// console (the ovirt-vmconsole console) is kept by giving it to the serial
+/// too, when that has none.
+fn serial_console_alias(cx: &mut Cx) {
+    let doc = cx.doc();
+    let devices = cx.devices();
+    let Some(console) = devices.iter().copied().find(|d| doc.is(*d, "console")) else {
+        return;
+    };
+    let on_serial = doc.child(console, "target").and_then(|t| doc.attr(t, "type")).is_none_or(|t| t == "serial");
+    let serial = devices.iter().copied().find(|d| doc.is(*d, "serial"));
+    let (Some(alias), Some(serial), true) = (cx.user_alias(console), serial, on_serial) else {
+        return;
+    };
+    if doc.child(serial, "alias").is_some() {
+        return;
+    }
+    cx.add(
+        serial,
+        At::Last,
+        NewEl::new("alias").attr("name", &alias),
+        "the console's alias: libvirt keeps a console on serial 0 as a copy of the serial, with the serial's alias, and the engine tracks the console by it",
+    );
 }
 
 fn channel(cx: &mut Cx, dev: El, target: Option<El>, ttype: &str, src: &str) {

@@ -17,6 +17,7 @@ pub const PASS: Pass = Pass {
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
+    cx.drop_duplicates(domain, "vcpu");
     let Some(vcpu) = cx.doc().child(domain, "vcpu") else {
         return;
     };
@@ -49,7 +50,8 @@ fn run(cx: &mut Cx) {
             "the vCPUs are no longer confined to that host CPU set; pin them with <cputune><vcpupin> instead",
         );
     }
-    if let Some(cputune) = cx.doc().child(domain, "cputune") {
+    // libvirt reads the pins of every <cputune> (`./cputune/vcpupin`).
+    for cputune in cx.all("cputune") {
         let pins: Vec<_> = cx.doc().children_named(cputune, "vcpupin").collect();
         for pin in pins {
             if cx.doc().attr(pin, "vcpu").and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v >= max) {
