@@ -47,7 +47,9 @@ the same as data. Exit 0 only if every file converts, 1 otherwise.")]
 convert it, and replace it atomically only on success. The report goes to stderr, which Vdsm logs and, on \
 failure, shows as the VM's error. Exit 0 on success, 2 on a refusal or any error (Vdsm then aborts the \
 start). Reads no stdin. Installed as a link in /usr/libexec/vdsm/hooks/before_vm_start/, xenify runs this \
-mode by itself.")]
+mode by itself. Installed in after_get_caps/ or after_get_stats/, it reads the JSON file named by \
+_hook_json instead and, on a Xen dom0, makes the host's capabilities or statistics true for oVirt Engine \
+(exit 1 on an error, the file left as Vdsm wrote it).")]
     Hook,
     /// Check that this host can run xenify as a Vdsm hook on Xen
     #[command(long_about = "Check that this host can run xenify as a Vdsm hook on Xen, one line per check \

@@ -148,7 +148,7 @@ fn sub_sections(name: &str) -> Roff {
             section(&mut r, "EXIT STATUS");
             item(&mut r, "0", "Every check passed.");
             item(&mut r, "1", "Some check failed; its line says what to do.");
-            item(&mut r, "2", "The checks could not run (usage error).");
+            item(&mut r, "2", "The checks could not run: a usage error, or the root given with --root does not exist.");
         }
         "passes" => {}
         _ => exit_status(&mut r),
