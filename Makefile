@@ -5,7 +5,7 @@ CARGO   ?= cargo
 # The read-only references and oracles beside the project.
 SHARED  ?= $(firstword $(wildcard ../shared /work/shared))
 ORACLE  := $(SHARED)/oracles/check-domain
-ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm
+ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough
 INTEROP := target/interop
 DEMO    := fixtures/domains/hostedengine-lease.xml
 

@@ -99,7 +99,7 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_name)]
     pub skip: Vec<&'static Pass>,
     /// Accept the loss of a control Xen cannot honour (repeatable): nwfilter, link-state, vlan,
-    /// graphics-security, floppy-media, secure-boot, tpm
+    /// graphics-security, floppy-media, secure-boot, tpm, scsi-passthrough
     #[arg(long, value_name = "ID", value_delimiter = ',', value_parser = loss_id)]
     pub accept: Vec<Loss>,
     /// Read the policy from this TOML file (see xenify.toml(5))

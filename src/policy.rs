@@ -22,10 +22,11 @@ pub enum Loss {
     FloppyMedia,
     SecureBoot,
     Tpm,
+    ScsiPassthrough,
 }
 
 impl Loss {
-    pub const ALL: [Loss; 7] = [
+    pub const ALL: [Loss; 8] = [
         Loss::Nwfilter,
         Loss::LinkState,
         Loss::Vlan,
@@ -33,6 +34,7 @@ impl Loss {
         Loss::FloppyMedia,
         Loss::SecureBoot,
         Loss::Tpm,
+        Loss::ScsiPassthrough,
     ];
 
     pub fn id(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Loss {
             Loss::FloppyMedia => "floppy-media",
             Loss::SecureBoot => "secure-boot",
             Loss::Tpm => "tpm",
+            Loss::ScsiPassthrough => "scsi-passthrough",
         }
     }
 
@@ -57,6 +60,7 @@ impl Loss {
             Loss::FloppyMedia => "the floppy (oVirt's sysprep payload) is removed, so Windows unattended setup will not run",
             Loss::SecureBoot => "UEFI secure boot is switched off, so the guest boots unsigned code",
             Loss::Tpm => "the virtual TPM is removed, so keys sealed to it (BitLocker, LUKS with TPM) stop working",
+            Loss::ScsiPassthrough => "a passed-through SCSI LUN becomes a plain disk: SCSI commands and persistent reservations no longer reach the device, so cluster software in the guest (fencing, quorum disks) stops working",
         }
     }
 }

@@ -38,6 +38,7 @@ use std::collections::HashSet;
 use super::slots::{self, cdrom_slots, is_cdrom, is_hard_disk, is_readonly, keeps_name, kept_ide_slot};
 use super::{Cx, Pass};
 use crate::doc::{At, Document, El, NewEl};
+use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "disks-to-xen-pv",
@@ -77,7 +78,40 @@ fn run(cx: &mut Cx) {
     }
 }
 
+/// A LUN (`device='lun'`) is passed through on KVM: the guest sends SCSI
+/// commands, persistent reservations included, to the device. libxl makes
+/// it a plain disk, so that goes only as the accepted loss
+/// `scsi-passthrough`; libvirt then rejects `sgio='unfiltered'` and
+/// ignores the rest of the passthrough settings.
+fn lun(cx: &mut Cx, disk: El) {
+    if slots::device_kind(cx.doc(), disk) != "lun" {
+        return;
+    }
+    let path = cx.doc().path(disk);
+    if !cx.loss(
+        path.clone(),
+        Loss::ScsiPassthrough,
+        "SCSI passthrough of a LUN (device='lun') cannot be provided by Xen: libxl attaches it as a plain disk",
+    ) {
+        return;
+    }
+    cx.remove_attrs(disk, &["sgio", "rawio"], "is a SCSI passthrough setting, which libxl does not have");
+    if let Some(source) = cx.doc().child(disk, "source") {
+        cx.remove_children(
+            source,
+            &["reservations"],
+            "(persistent reservations) is a SCSI passthrough setting, which libxl does not have",
+        );
+    }
+    cx.accepted(
+        path,
+        Loss::ScsiPassthrough,
+        "the LUN is a plain disk: SCSI commands and persistent reservations no longer reach the device",
+    );
+}
+
 fn check(cx: &mut Cx, disk: El) {
+    lun(cx, disk);
     let doc = cx.doc();
     let path = doc.path(disk);
     let ty = doc.attr(disk, "type").unwrap_or("file").to_string();

@@ -75,6 +75,36 @@ fn run(cx: &mut Cx) {
             );
         }
         listens(cx, g);
+        vnc_ipv6(cx, g);
+    }
+}
+
+/// libxl reads a `:` in a VNC listen address as "host:display" and then
+/// refuses it or hands qemu a display it did not mean, so an IPv6 VNC
+/// address becomes the policy's graphics_listen when that has no `:`, and
+/// is refused otherwise.
+fn vnc_ipv6(cx: &mut Cx, g: El) {
+    if cx.doc().attr(g, "type") != Some("vnc") {
+        return;
+    }
+    let fallback = cx.policy.graphics_listen.clone().filter(|a| !a.contains(':'));
+    let listens: Vec<El> = cx.doc().children_named(g, "listen").collect();
+    let mut holders: Vec<(El, Option<String>)> = vec![(g, None)];
+    holders.extend(listens.into_iter().map(|l| (l, Some("address".to_string()))));
+    for (e, attr) in holders {
+        let name = attr.as_deref().unwrap_or("listen");
+        let Some(address) = cx.doc().attr(e, name).map(str::to_string).filter(|a| a.contains(':')) else {
+            continue;
+        };
+        match &fallback {
+            Some(v4) => {
+                cx.set_attr(e, name, v4, "libxl reads a ':' in a VNC listen address as host:display; the policy's graphics_listen is used instead");
+            }
+            None => cx.refuse(
+                cx.doc().attr_path(e, name),
+                format!("VNC listen address '{address}' is IPv6: libxl reads a ':' in it as host:display and would listen elsewhere or fail; set graphics_listen in the policy to an IPv4 address (or 0.0.0.0) for this console"),
+            ),
+        }
     }
 }
 

@@ -100,7 +100,7 @@ fn serial_console_alias(cx: &mut Cx) {
 
 fn channel(cx: &mut Cx, dev: El, target: Option<El>, ttype: &str, src: &str) {
     match (target, ttype) {
-        (Some(_), "xen") => {}
+        (Some(t), "xen") => socket_path(cx, dev, t, src),
         (Some(t), "virtio") if matches!(src, "unix" | "pty") => {
             let name = cx.doc().attr(t, "name").unwrap_or("").to_string();
             let agent = AGENTS.contains(&name.as_str()) || src == "unix";
@@ -125,6 +125,7 @@ fn channel(cx: &mut Cx, dev: El, target: Option<El>, ttype: &str, src: &str) {
                 );
                 cx.remove_attr(t, "state", "is reported by qemu for virtio channels only");
                 cx.remove_children(dev, &["address"], "(virtio-serial port): Xen channels have none");
+                socket_path(cx, dev, t, src);
             }
         }
         _ => {
@@ -180,6 +181,42 @@ fn pvh_console(cx: &mut Cx) {
         let console =
             NewEl::new("console").attr("type", "pty").child(NewEl::new("target").attr("type", "xen").attr("port", "0"));
         cx.add(devices, At::Last, console, "the Xen PV console of a PVH guest");
+    }
+}
+
+/// Where Vdsm keeps the host sockets of a VM's channels.
+const CHANNELS_DIR: &str = "/var/lib/libvirt/qemu/channels";
+
+/// A Xen channel on a unix socket needs the socket's path (xl: "channel
+/// connection 'socket' requires path"); one without it gets the path Vdsm
+/// uses, `<dir>/<vm uuid>.<channel name>`.
+fn socket_path(cx: &mut Cx, dev: El, target: El, src: &str) {
+    if src != "unix" || socket(cx, dev).is_some_and(|p| !p.is_empty()) {
+        return;
+    }
+    let name = cx.doc().attr(target, "name").unwrap_or("").to_string();
+    let uuid = cx
+        .domain()
+        .and_then(|d| cx.doc().child(d, "uuid"))
+        .and_then(|u| cx.doc().text(u))
+        .map(|u| u.trim().to_string());
+    let (Some(uuid), false) = (uuid, name.is_empty()) else {
+        cx.refuse(
+            cx.doc().path(dev),
+            "a unix channel without a socket path, whose path xenify cannot derive (it needs the VM's UUID and the channel's name): give the channel a <source path>",
+        );
+        return;
+    };
+    let path = format!("{CHANNELS_DIR}/{uuid}.{name}");
+    let why = "the socket path Vdsm uses for the channel; xl refuses a socket channel without one";
+    match cx.doc().child(dev, "source") {
+        Some(s) => {
+            cx.set_attr(s, "mode", "bind", "the host listens on the channel's socket");
+            cx.set_attr(s, "path", &path, why);
+        }
+        None => {
+            cx.add(dev, At::First, NewEl::new("source").attr("mode", "bind").attr("path", &path), why);
+        }
     }
 }
 

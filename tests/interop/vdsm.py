@@ -33,7 +33,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ALL_LOSSES = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm"
+ALL_LOSSES = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough"
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ("start", "recovery", "metadata", "balloon", "aliases", "xen-host", "hotplug", "device", "stats", "not judged")
 REASON_SPLIT = re.compile(r"; (?=(?:%s)\b)" % "|".join(re.escape(c) for c in CHECKS))
