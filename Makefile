@@ -65,6 +65,7 @@ interop: build
 	@$(MAKE) --no-print-directory vdsm-patched
 	python3 tests/interop/vdsm.py --xenify $(XENIFY_BIN) --shared $(SHARED) --work $(INTEROP)/vdsm-patched --vdsm-lib $(INTEROP)/vdsm-lib
 	@$(MAKE) --no-print-directory interop-host
+	@$(MAKE) --no-print-directory interop-xen-host
 
 # The Vdsm oracle (check-vdsm, check-caps: Vdsm's own code, and oVirt
 # Engine's admission rules), the project's Vdsm patches, and the fake Xen
