@@ -166,11 +166,14 @@ fn top_sections(subpages: &[String]) -> Roff {
     r
 }
 
-/// The hook's exit codes: Vdsm reads 1 as "go on with the next hook" and
-/// reserves codes above 2, so the hook uses 0 and 2 only (hook.rs).
-const HOOK_EXIT_STATUS: [(&str, &str); 2] = [
-    ("0", "Converted: the file is replaced with the conversion, or left as it was when nothing changed."),
-    ("2", "Refused, or any error (unreadable file, malformed XML, a bad policy): the file is byte-identical to what Vdsm wrote, Vdsm skips the later hooks and aborts the action, and the first line on stderr, which the engine shows, says why. The hook never exits with 1, which would let later hooks run on a domain xenify refused, nor above 2, which Vdsm reserves."),
+/// The hook's exit codes (hook.rs): at the domain and device points Vdsm
+/// reads 1 as "go on with the next hook" and reserves codes above 2, so
+/// xenify uses 0 and 2 there; at the JSON points Vdsm uses the file whatever
+/// the hook exits with, so an error there exits 1.
+const HOOK_EXIT_STATUS: [(&str, &str); 3] = [
+    ("0", "Converted: the file is replaced with the conversion, or left as it was when nothing changed (at a JSON point: the file is changed, or left alone on a host that is not a Xen dom0)."),
+    ("1", "Only at the JSON points (after_get_caps, after_get_stats): an error; the file is as Vdsm wrote it, Vdsm logs the error and later hooks still run."),
+    ("2", "At the domain and device points: refused, or any error (unreadable file, malformed XML, a bad policy); the file is byte-identical to what Vdsm wrote, Vdsm skips the later hooks and aborts the action, and the first line on stderr, which the engine shows, says why. There the hook never exits with 1, which would let later hooks run on a domain xenify refused, nor above 2, which Vdsm reserves."),
 ];
 
 fn sub_sections(name: &str) -> Roff {
@@ -180,6 +183,10 @@ fn sub_sections(name: &str) -> Roff {
             section(&mut r, "HOOK POINTS");
             para(&mut r, &format!("Vdsm runs every executable in {HOOKS_DIR}/POINT/ in the lexical order of their names. xenify tells the point from the name of the directory it was started from, and reads what that point hands it: the whole domain at before_vm_start, one device element at the others."));
             for p in &hook::POINTS {
+                item(&mut r, p.name, p.doc);
+            }
+            para(&mut r, &format!("At the JSON points Vdsm names a JSON file in ${} instead; xenify changes it only on a Xen dom0 (host files under ${}, default /; xl info from PATH, through sudo -n for a user other than root), and exits 1 on an error, leaving the file as Vdsm wrote it.", hook::JSON_VAR, crate::caps::ROOT_VAR));
+            for p in &hook::JSON_POINTS {
                 item(&mut r, p.name, p.doc);
             }
             section(&mut r, "POLICY");
@@ -193,7 +200,7 @@ fn sub_sections(name: &str) -> Roff {
             section(&mut r, "EXIT STATUS");
             item(&mut r, "0", "Every check passed.");
             item(&mut r, "1", "Some check failed; its line says what to do.");
-            item(&mut r, "2", "The checks could not run (usage error).");
+            item(&mut r, "2", "The checks could not run: a usage error, or the root given with --root does not exist.");
         }
         "passes" => {}
         _ => exit_status(&mut r),

@@ -17,7 +17,11 @@ about each verdict:
   refusal reaches it as a HookError naming the custom-property value that
   lets the VM start.
 
-Usage: vdsm.py --xenify BIN --shared DIR --work DIR [--vdsm-lib DIR]
+With --xen-host (and --vdsm-lib), check-vdsm judges as on a Xen dom0
+(`--xen-host`, Vdsm set to xen:///system): Vdsm's real connection reaches
+libvirt's libxl driver, which defines every domain, the placeholder included.
+
+Usage: vdsm.py --xenify BIN --shared DIR --work DIR [--vdsm-lib DIR [--xen-host]]
 """
 
 import argparse
@@ -37,6 +41,8 @@ DEVICE_PATH = re.compile(r"^/domain/devices/(disk|interface|lease|graphics)\[(\d
 CLASS_OF = {"disk": "disks", "interface": "NICs", "lease": "leases", "graphics": "graphics"}
 
 problems = []
+# check-vdsm's options for a Xen dom0, with --xen-host.
+XEN_HOST = []
 
 
 def problem(what):
@@ -155,7 +161,7 @@ def hotplug(oracle, xenify, vdsm_env, patched):
         target = device.find("target")
         virtio = device.tag == "disk" and target is not None and target.get("dev", "").startswith("vd")
         for d in domains:
-            r = run([oracle / "check-vdsm", "--point", point, str(ROOT / "fixtures/domains" / d), str(doc), xenify,
+            r = run([oracle / "check-vdsm", *XEN_HOST, "--point", point, str(ROOT / "fixtures/domains" / d), str(doc), xenify,
                      "xenify_accept=" + ALL_LOSSES], env=vdsm_env)
             lines = list(verdicts(r.stdout))
             if not lines:
@@ -198,6 +204,7 @@ def main():
     a.add_argument("--shared", required=True)
     a.add_argument("--work", required=True)
     a.add_argument("--vdsm-lib", help="a patched copy of the oracle's vdsm-lib")
+    a.add_argument("--xen-host", action="store_true", help="judge as on a Xen dom0 (needs --vdsm-lib)")
     args = a.parse_args()
     oracle = Path(args.shared).resolve() / "oracles/vdsm"
     xenify = str(Path(args.xenify).resolve())
@@ -206,12 +213,15 @@ def main():
     if args.vdsm_lib:
         vdsm_env["VDSM_ORACLE_LIB"] = str(Path(args.vdsm_lib).resolve())
         label = "patched Vdsm"
+    if args.xen_host:
+        XEN_HOST[:] = ["--xen-host", "--vdsm-config", "vars:libvirt_uri=xen:///system"]
+        label += " on a Xen dom0"
     reports = convert_fixtures(xenify, work / "out")
-    pairs = run([oracle / "check-vdsm", "--pairs", str(ROOT / "fixtures/domains"), str(work / "out")], env=vdsm_env)
+    pairs = run([oracle / "check-vdsm", *XEN_HOST, "--pairs", str(ROOT / "fixtures/domains"), str(work / "out")], env=vdsm_env)
     print(pairs.stdout, end="")
     judge_domains(pairs.stdout, reports, f"{label}, pairs")
     domains = sorted(str(p) for p in (ROOT / "fixtures/domains").glob("*.xml"))
-    hooked = run([oracle / "check-vdsm", "--hook", xenify, *domains, "xenify_accept=" + ALL_LOSSES], env=vdsm_env)
+    hooked = run([oracle / "check-vdsm", *XEN_HOST, "--hook", xenify, *domains, "xenify_accept=" + ALL_LOSSES], env=vdsm_env)
     print(hooked.stdout, end="")
     judge_domains(hooked.stdout, reports, f"{label}, as its hook")
     hotplug(oracle, xenify, vdsm_env, bool(args.vdsm_lib))
