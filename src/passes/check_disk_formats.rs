@@ -14,7 +14,7 @@ use crate::policy::Qcow2;
 
 pub const PASS: Pass = Pass {
     name: "check-disk-formats",
-    summary: "refuse image formats libxl cannot open (and qcow2 when the policy says reject)",
+    summary: "refuse image formats libxl cannot open, VHD, and qcow2 when the policy says reject",
     run,
 };
 

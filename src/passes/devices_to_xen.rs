@@ -13,7 +13,7 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "devices-to-xen",
-    summary: "drop KVM controllers, USB keyboards, ignored devices (rng, watchdog, …); sound models; vTPM only as accepted loss tpm",
+    summary: "controllers and ignored devices (rng, watchdog, …) kept only if the engine tracks them, USB keyboards dropped, sound models; vTPM only as accepted loss tpm",
     run,
 };
 

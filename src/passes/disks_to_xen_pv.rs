@@ -42,7 +42,7 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "disks-to-xen-pv",
-    summary: "virtio/SCSI/SATA/USB disks → xvdX on the Xen bus, qdisk driver, drop ignored and virtio-only settings",
+    summary: "disks → names libxl and Vdsm both accept (hda-hdd, then sdp down), qdisk driver, drop ignored and virtio-only settings; LUNs only as accepted loss scsi-passthrough",
     run,
 };
 
