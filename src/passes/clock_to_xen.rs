@@ -33,6 +33,17 @@ fn convert(cx: &mut Cx, clock: El) {
         );
         cx.refuse(cx.doc().attr_path(clock, "offset"), message);
     }
+    // The engine writes a Windows guest's time zone as the adjustment, so
+    // west of Greenwich it is negative. libvirt's libxl driver passes it to
+    // libxl as is and the guest's clock is right; only libvirt's xl.cfg
+    // export (`virsh domxml-to-native`) writes a negative number xl cannot
+    // read. Refusing those guests would be worse than saying so.
+    if cx.doc().attr(clock, "adjustment").and_then(|a| a.trim().parse::<i64>().ok()).is_some_and(|a| a < 0) {
+        cx.warn(
+            cx.doc().attr_path(clock, "adjustment"),
+            "a negative clock adjustment: libvirt's libxl driver starts the guest with it, but the xl.cfg that `virsh domxml-to-native xen-xl` writes for this VM holds a negative rtc_timeoffset, which xl cannot read",
+        );
+    }
     let timers: Vec<_> = cx.doc().children_named(clock, "timer").collect();
     for t in timers {
         let name = cx.doc().attr(t, "name").unwrap_or("").to_string();

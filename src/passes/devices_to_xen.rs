@@ -13,7 +13,7 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "devices-to-xen",
-    summary: "drop KVM controllers, USB keyboards, ignored devices (rng, watchdog, …); sound models; vTPM only as accepted loss tpm",
+    summary: "controllers and ignored devices (rng, watchdog, …) kept only if the engine tracks them, USB keyboards dropped, sound models; vTPM only as accepted loss tpm",
     run,
 };
 
@@ -76,23 +76,24 @@ fn run(cx: &mut Cx) {
     audio_references(cx);
 }
 
-/// A sound card names its audio backend (`<sound><audio id='2'/>`), and
-/// libvirt rejects a reference to a backend that is not there ("no audio
-/// device with ID 2"): once the ignored `<audio>` backends are gone, the
-/// cards use libxl's default backend.
+/// A sound card or a VNC console names its audio backend (`<sound><audio
+/// id='2'/>`), and libvirt rejects a reference to a backend that is not
+/// there ("no audio device with ID 2"): once the ignored `<audio>` backends
+/// are gone, they use libxl's default backend.
 fn audio_references(cx: &mut Cx) {
     let doc = cx.doc();
     let ids: Vec<String> =
         cx.devices_named("audio").into_iter().filter_map(|a| doc.attr(a, "id").map(str::to_string)).collect();
     let dangling: Vec<El> = cx
-        .devices_named("sound")
+        .devices()
         .into_iter()
-        .flat_map(|s| doc.children_named(s, "audio").collect::<Vec<_>>())
+        .filter(|d| !doc.is(*d, "audio"))
+        .flat_map(|d| doc.children_named(d, "audio").collect::<Vec<_>>())
         .filter(|r| !doc.attr(*r, "id").is_some_and(|id| ids.iter().any(|i| i == id)))
         .collect();
     for r in dangling {
         let id = cx.doc().attr(r, "id").unwrap_or("").to_string();
-        cx.remove(r, format!("the reference to audio backend {id}, which is gone: libvirt rejects a reference to a missing backend; the card uses libxl's default"));
+        cx.remove(r, format!("the reference to audio backend {id}, which is gone: libvirt rejects a reference to a missing backend; the device uses libxl's default"));
     }
 }
 

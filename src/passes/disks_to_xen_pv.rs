@@ -42,7 +42,7 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "disks-to-xen-pv",
-    summary: "virtio/SCSI/SATA/USB disks → xvdX on the Xen bus, qdisk driver, drop ignored and virtio-only settings",
+    summary: "disks → names libxl and Vdsm both accept (hda-hdd, then sdp down), qdisk driver, drop ignored and virtio-only settings; LUNs only as accepted loss scsi-passthrough",
     run,
 };
 
@@ -139,6 +139,15 @@ fn check(cx: &mut Cx, disk: El) {
                     format!("network disk with protocol '{protocol}': libxl opens only rbd network disks; attach the image as a file or block device on the host"),
                 );
             }
+            let hosts: Vec<El> = source.map(|s| cx.doc().children_named(s, "host").collect()).unwrap_or_default();
+            for h in hosts {
+                if cx.doc().attr(h, "name").is_some_and(|n| n.contains(':')) {
+                    cx.warn(
+                        cx.doc().attr_path(h, "name"),
+                        "a Ceph monitor by IPv6 address: libxl gets it, but the xl.cfg that `virsh domxml-to-native xen-xl` writes for this VM escapes it in a way xl cannot read; a monitor name avoids that",
+                    );
+                }
+            }
         }
         "vhostuser" | "nvme" | "volume" => {
             cx.refuse(path, format!("disk type '{ty}': libxl cannot open it; give the disk as a file or block device"));
@@ -150,6 +159,18 @@ fn check(cx: &mut Cx, disk: El) {
         cx.refuse(path, "disk without a source: libxl cannot create a non-removable disk with no backing");
         return;
     };
+    // libxl hands the image to the backend as it is: an encrypted one
+    // would reach the guest as ciphertext.
+    if let Some(enc) = cx.doc().child(source, "encryption").or_else(|| cx.doc().child(disk, "encryption")) {
+        let format = cx.doc().attr(enc, "format").unwrap_or("?").to_string();
+        cx.refuse(
+            cx.doc().path(enc),
+            format!("disk image encrypted by qemu ({format}): libxl does not decrypt it, so the guest would read ciphertext; decrypt it on the host (qemu-img convert) or encrypt inside the guest"),
+        );
+    }
+    if ty == "network" {
+        return;
+    }
     if cx.doc().attr(source, "fdgroup").is_some() {
         cx.refuse(path, "disk source passed as file descriptors: libxl opens disks by path");
     } else if !["file", "dev", "name", "dir", "pool", "volume"]

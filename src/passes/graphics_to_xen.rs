@@ -14,7 +14,7 @@ use crate::policy::Loss;
 pub const PASS: Pass = Pass {
     name: "graphics-to-xen",
     summary:
-        "explicit listen addresses, one console of SPICE/VNC, SPICE TLS only as the accepted loss graphics-security",
+        "explicit listen addresses (no IPv6 for VNC), SPICE and VNC kept on HVM, console TLS and ticket expiry only as the accepted loss graphics-security",
     run,
 };
 

@@ -13,7 +13,7 @@ use crate::policy::AgentChannels;
 
 pub const PASS: Pass = Pass {
     name: "remove-virtio-serial",
-    summary: "drop the virtio-serial controller, guest-agent channels → Xen PV channels, drop SPICE agent channels and virtio consoles",
+    summary: "drop the untracked virtio-serial controller, guest-agent channels → Xen PV channels, drop SPICE agent channels and virtio consoles",
     run,
 };
 

@@ -69,5 +69,10 @@ fn run(cx: &mut Cx) {
         }
         cx.remove_children(model, &["acceleration"], "is ignored by libxl");
         cx.remove_children(v, &["address"], "is ignored by libxl");
+        if new_ty != "virtio" {
+            // vhostuser, iommu, ats, packed: libvirt rejects them on a card
+            // that is not virtio.
+            cx.remove_children(v, &["driver"], "holds virtio-only options, which libvirt rejects on a non-virtio card");
+        }
     }
 }
