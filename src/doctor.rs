@@ -30,6 +30,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use xenify::report::escape;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -134,14 +135,16 @@ pub fn run(root: &Path, json: bool) -> Result<u8> {
     } else {
         let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
         if root != Path::new("/") {
-            writeln!(out, "checking the host whose root is {}", root.display())?;
+            writeln!(out, "checking the host whose root is {}", escape(&root.display().to_string()))?;
         }
         for c in &checks {
-            writeln!(out, "{:<4}  {:<width$}  {}", if c.ok { "ok" } else { "FAIL" }, c.check, c.detail)?;
+            // What the host's files say goes through escape: a newline in a
+            // path must not forge a line of the report.
+            writeln!(out, "{:<4}  {:<width$}  {}", if c.ok { "ok" } else { "FAIL" }, c.check, escape(&c.detail))?;
             // A fix of several commands is one per line.
             for (i, line) in c.fix.iter().flat_map(|f| f.lines()).enumerate() {
                 let lead = if i == 0 { "fix: " } else { "     " };
-                writeln!(out, "{:<4}  {:<width$}  {lead}{line}", "", "")?;
+                writeln!(out, "{:<4}  {:<width$}  {lead}{}", "", "", escape(line))?;
             }
         }
         match failed {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use xenify::error::DEFAULT_SIZE_LIMIT;
 use xenify::policy::{PolicyError, Raw, Source};
-use xenify::report::{Hint, Outcome};
+use xenify::report::{escape, Hint, Outcome};
 use xenify::{Pass, Point, Policy, ALL};
 
 use crate::job::{Job, Setup};
@@ -142,10 +142,16 @@ fn point_dir() -> Option<String> {
 /// `$XENIFY_CONFIG`), which must then exist, else [`DEFAULT_CONFIG`] if it
 /// exists. `xenify check` reads the same, to predict the hook.
 pub fn file_policy(config: Option<&OsStr>) -> Result<Policy, PolicyError> {
+    file_policy_at(config, Path::new(DEFAULT_CONFIG))
+}
+
+/// [`file_policy`] with the default file at `default` (the caps job reads
+/// the one of the host it describes, under `$XENIFY_ROOT`).
+fn file_policy_at(config: Option<&OsStr>, default: &Path) -> Result<Policy, PolicyError> {
     let mut policy = Policy::default();
     match config {
         Some(p) => files::read_policy(&mut policy, Path::new(p), true)?,
-        None => files::read_policy(&mut policy, Path::new(DEFAULT_CONFIG), false)?,
+        None => files::read_policy(&mut policy, default, false)?,
     }
     Ok(policy)
 }
@@ -245,7 +251,7 @@ pub fn run() -> Result<u8> {
 fn run_json(point: &JsonPoint) -> u8 {
     let name = point.name;
     let fail = |why: String| {
-        eprintln!("xenify: {name}: error: {why}");
+        eprintln!("xenify: {name}: error: {}", escape(&why));
         JSON_FAIL
     };
     let path = match std::env::var_os(JSON_VAR) {
@@ -280,13 +286,13 @@ fn run_json(point: &JsonPoint) -> u8 {
                 return fail(format!("cannot replace {}: {e}; it is left as Vdsm wrote it", path.display()));
             }
             if !summary.is_empty() {
-                eprintln!("xenify: {name}: {summary}");
+                eprintln!("xenify: {name}: {}", escape(&summary));
             }
             OK
         }
         caps::Outcome::Skipped(why) => {
             if !why.is_empty() {
-                eprintln!("xenify: {name}: {why}");
+                eprintln!("xenify: {name}: {}", escape(&why));
             }
             OK
         }
@@ -297,10 +303,5 @@ fn run_json(point: &JsonPoint) -> u8 {
 /// The policy of the caps job: `$XENIFY_CONFIG`, else the host's
 /// `/etc/xenify/xenify.toml` under the root being described.
 fn caps_policy(root: &caps::host::Root) -> Result<Policy, PolicyError> {
-    let mut policy = Policy::default();
-    match std::env::var_os(CONFIG_VAR) {
-        Some(p) => files::read_policy(&mut policy, &PathBuf::from(p), true)?,
-        None => files::read_policy(&mut policy, &root.at(DEFAULT_CONFIG), false)?,
-    }
-    Ok(policy)
+    file_policy_at(std::env::var_os(CONFIG_VAR).as_deref(), &root.at(DEFAULT_CONFIG))
 }

@@ -93,6 +93,21 @@ fn the_fuzz_target_is_formatted() {
 }
 
 #[test]
+fn the_crate_is_formatted() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args(["fmt", "--check"])
+        .current_dir(common::root())
+        .output()
+        .expect("cargo fmt is needed (rustup component add rustfmt)");
+    assert!(
+        out.status.success(),
+        "not formatted (cargo fmt):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn readme_lists_every_loss_id() {
     let mut table = String::from("| id | what accepting it costs |\n| --- | --- |\n");
     for l in Loss::ALL {

@@ -116,7 +116,7 @@ fn fit_topology(cx: &mut Cx, cpu: El, max: u32) {
         return;
     }
     let per_socket = dies * cores * threads;
-    if per_socket > 0 && max % per_socket == 0 {
+    if per_socket > 0 && max.is_multiple_of(per_socket) {
         cx.set_attr(
             topo,
             "sockets",
