@@ -138,20 +138,26 @@ pub fn run() -> Result<u8> {
     };
     let label = path.display().to_string();
     crate::set_current_input(&label);
-    let read = files::read_file(&path, DEFAULT_SIZE_LIMIT);
+    // A link is followed: the file it leads to is read and replaced.
+    let read = files::Dest::existing(&path)
+        .and_then(|dest| files::read_file(dest.path(), DEFAULT_SIZE_LIMIT).map(|bytes| (dest, bytes)));
     let policy = policy(config.as_ref());
     let job = match (&read, &policy) {
         (Err(e), _) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
         (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
-        (Ok(bytes), Ok(policy)) => {
+        (Ok((dest, bytes)), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
             let context = Context { policy, host: &host::System, point: point() };
             let job = Job::run(&label, bytes, &passes, &context);
             match job.converted() {
-                Some(c) if c.changed() => match files::replace_with(&path, &mut |w| c.write_output(w)) {
-                    Ok(()) => job,
-                    Err(e) => Job::failed(&label, format!("cannot replace the file: {e}; it is left as Vdsm wrote it")),
-                },
+                Some(c) if c.changed() => {
+                    match dest.stage(&mut |w| c.write_output(w)).and_then(files::Staged::commit) {
+                        Ok(()) => job,
+                        Err(e) => {
+                            Job::failed(&label, format!("cannot replace the file: {e}; it is left as Vdsm wrote it"))
+                        }
+                    }
+                }
                 _ => job,
             }
         }
