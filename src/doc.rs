@@ -20,7 +20,7 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::io;
 
-use crate::error::Error;
+use crate::error::{Error, Shape};
 
 /// A handle to an element of a [`Document`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -33,6 +33,29 @@ pub const MAX_NODES: u32 = 2_000_000;
 /// Elements nested deeper than this are refused: no libvirt document comes
 /// close, and a bound keeps the recursive writer's stack small.
 pub const MAX_DEPTH: usize = 256;
+
+// The bounds below keep every input under the size limit linear in its
+// size. roxmltree compares each attribute of an element with every one
+// before it (duplicates, by namespace name and local name), each namespace
+// declaration with the element's others, and copies every namespace in
+// scope onto each element that declares one more; it keeps its distinct
+// namespaces in a sorted array. Unbounded, an element with 100,000
+// attributes (1.5 MB) took 16 s. A linear pre-scan ([`prescan`]) refuses
+// these shapes before roxmltree sees them; libvirt documents use at most
+// about 20 attributes on an element and a handful of namespaces.
+
+/// Attributes on one element, namespace declarations included.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// Namespace declarations in scope at any element.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 32;
+
+/// Different namespace declarations (prefix and name) in one document.
+pub const MAX_NAMESPACES: usize = 256;
+
+/// Bytes in one namespace name: roxmltree compares namespace names when it
+/// looks for duplicate attributes.
+pub const MAX_NAMESPACE_NAME: usize = 512;
 
 /// Byte offsets of an element of the input.
 #[derive(Clone, Debug)]
@@ -196,6 +219,7 @@ impl<'a> Document<'a> {
             None => (false, text),
         };
         check_declaration(src)?;
+        prescan(src)?;
         // roxmltree checks well-formedness (and refuses a DTD before reading
         // it); its tree is dropped before ours is built, so the two never
         // take memory at once.
@@ -556,21 +580,37 @@ impl<'a> Document<'a> {
 
     /// Numbers the input children of `p` among their same-name siblings.
     fn number_children(&self, p: El) {
-        // A parent has few distinct child names: a list beats a hash map.
-        // First how often each name occurs, then each child's rank.
-        let mut totals: Vec<(&str, Option<u16>, u32, u32)> = Vec::new();
+        // First how often each name occurs, then each child's rank. A parent
+        // has few distinct child names, where a list beats a hash map; past
+        // a few dozen the list would make numbering quadratic in the
+        // children (50,000 differently named ones took seconds).
+        const LIST: usize = 32;
+        // A name, and how many siblings have it and how many were ranked.
+        type Name<'s> = (&'s str, Option<u16>);
+        let key = |k: El| (&*self.el(k).qname, self.el(k).ns);
+        let mut list: Vec<(Name, (u32, u32))> = Vec::new();
+        let mut map: std::collections::HashMap<Name, (u32, u32)> = std::collections::HashMap::new();
         for k in self.children_in_input(p) {
-            let el = self.el(k);
-            match totals.iter_mut().find(|c| (c.0, c.1) == (&*el.qname, el.ns)) {
-                Some(c) => c.2 += 1,
-                None => totals.push((&el.qname, el.ns, 1, 0)),
+            if !map.is_empty() {
+                map.entry(key(k)).or_default().0 += 1;
+            } else if let Some(c) = list.iter_mut().find(|c| c.0 == key(k)) {
+                c.1 .0 += 1;
+            } else if list.len() < LIST {
+                list.push((key(k), (1, 0)));
+            } else {
+                map.extend(list.drain(..));
+                map.insert(key(k), (1, 0));
             }
         }
         for k in self.children_in_input(p) {
-            let el = self.el(k);
-            if let Some(c) = totals.iter_mut().find(|c| (c.0, c.1) == (&*el.qname, el.ns)) {
-                c.3 += 1;
-                let _ = el.sibling.set((c.3, c.2 > 1));
+            let count = if map.is_empty() {
+                list.iter_mut().find(|c| c.0 == key(k)).map(|c| &mut c.1)
+            } else {
+                map.get_mut(&key(k))
+            };
+            if let Some((total, rank)) = count {
+                *rank += 1;
+                let _ = self.el(k).sibling.set((*rank, *total > 1));
             }
         }
     }
@@ -1065,6 +1105,111 @@ fn push_escaped(out: &mut Out, s: &str, quote: Option<u8>) {
             c => out.push(c),
         }
     }
+}
+
+/// The linear pre-scan before roxmltree: refuses the shapes the `MAX_*`
+/// bounds exclude. It reads markup as roxmltree does and stops, leaving the error
+/// to roxmltree, wherever the text stops being XML: roxmltree never gets
+/// further than that, so everything it processes has been counted.
+fn prescan(src: &str) -> Result<(), Error> {
+    let b = src.as_bytes();
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let shape = |offset: usize, shape: Shape, limit: usize| Error::Shape { line: line_of(src, offset), shape, limit };
+    // Per open element, how many namespaces it declares.
+    let mut open: Vec<usize> = Vec::new();
+    let mut in_scope = 0;
+    let mut declared: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut i = 0;
+    let after = |from: usize, end: &[u8]| memchr::memmem::find(&b[from..], end).map(|k| from + k + end.len());
+    while let Some(k) = memchr::memchr(b'<', &b[i..]) {
+        let p = i + k;
+        let rest = &b[p..];
+        let next = if rest.starts_with(b"<!--") {
+            after(p + 4, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            after(p + 9, b"]]>")
+        } else if rest.starts_with(b"<?") {
+            after(p + 2, b"?>")
+        } else if rest.starts_with(b"<!") {
+            // A DTD: roxmltree refuses it before reading it.
+            None
+        } else if rest.starts_with(b"</") {
+            in_scope -= open.pop().unwrap_or(0);
+            after(p + 2, b">")
+        } else {
+            if open.len() >= MAX_DEPTH {
+                return Err(Error::TooDeep { line: line_of(src, p), limit: MAX_DEPTH });
+            }
+            let mut j = p + 1;
+            while j < b.len() && !is_space(b[j]) && b[j] != b'>' && b[j] != b'/' {
+                j += 1;
+            }
+            let (mut attributes, mut declares) = (0, 0);
+            let end = loop {
+                while j < b.len() && is_space(b[j]) {
+                    j += 1;
+                }
+                match b.get(j) {
+                    None => break None,
+                    Some(b'>') => break Some((j + 1, false)),
+                    Some(b'/') => break (b.get(j + 1) == Some(&b'>')).then_some((j + 2, true)),
+                    Some(_) => {}
+                }
+                let name_start = j;
+                while j < b.len() && !is_space(b[j]) && !matches!(b[j], b'=' | b'>' | b'/') {
+                    j += 1;
+                }
+                let name = &src[name_start..j];
+                while j < b.len() && is_space(b[j]) {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'=') {
+                    break None;
+                }
+                j += 1;
+                while j < b.len() && is_space(b[j]) {
+                    j += 1;
+                }
+                let Some(&quote @ (b'\'' | b'"')) = b.get(j) else { break None };
+                let Some(len) = memchr::memchr(quote, &b[j + 1..]) else { break None };
+                let value = &src[j + 1..j + 1 + len];
+                j += len + 2;
+                attributes += 1;
+                if attributes > MAX_ATTRIBUTES {
+                    return Err(shape(name_start, Shape::Attributes, MAX_ATTRIBUTES));
+                }
+                if name == "xmlns" || name.starts_with("xmlns:") {
+                    declares += 1;
+                    in_scope += 1;
+                    if in_scope > MAX_NAMESPACES_IN_SCOPE {
+                        return Err(shape(name_start, Shape::NamespacesInScope, MAX_NAMESPACES_IN_SCOPE));
+                    }
+                    if value.len() > MAX_NAMESPACE_NAME {
+                        return Err(shape(name_start, Shape::NamespaceName, MAX_NAMESPACE_NAME));
+                    }
+                    if declared.insert((name, value)) && declared.len() > MAX_NAMESPACES {
+                        return Err(shape(name_start, Shape::Namespaces, MAX_NAMESPACES));
+                    }
+                }
+            };
+            match end {
+                Some((next, true)) => {
+                    in_scope -= declares;
+                    Some(next)
+                }
+                Some((next, false)) => {
+                    open.push(declares);
+                    Some(next)
+                }
+                None => None,
+            }
+        };
+        match next {
+            Some(n) => i = n,
+            None => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// The XML declaration may name only UTF-8: the text is already a Rust string.

@@ -29,6 +29,13 @@ pub enum Error {
         line: u32,
         limit: usize,
     },
+    /// A shape no libvirt document has, refused before the well-formedness
+    /// check, whose cost would grow faster than the input with it.
+    Shape {
+        line: u32,
+        shape: Shape,
+        limit: usize,
+    },
     WrongRoot {
         name: String,
     },
@@ -38,6 +45,19 @@ pub enum Error {
         name: String,
         expected: &'static str,
     },
+}
+
+/// The shapes [`Error::Shape`] bounds (limits in `doc.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Attributes (namespace declarations included) on one element.
+    Attributes,
+    /// Namespace declarations in scope at one element.
+    NamespacesInScope,
+    /// Different namespace declarations (prefix and name) in the document.
+    Namespaces,
+    /// Bytes in one namespace name (URI).
+    NamespaceName,
 }
 
 impl fmt::Display for Error {
@@ -61,6 +81,15 @@ impl fmt::Display for Error {
             }
             Error::TooDeep { line, limit } => {
                 write!(f, "elements nested deeper than {limit} levels (at line {line}); this is not a libvirt document")
+            }
+            Error::Shape { line, shape, limit } => {
+                let what = match shape {
+                    Shape::Attributes => format!("an element with more than {limit} attributes"),
+                    Shape::NamespacesInScope => format!("more than {limit} namespace declarations in scope"),
+                    Shape::Namespaces => format!("more than {limit} different namespace declarations"),
+                    Shape::NamespaceName => format!("a namespace name longer than {limit} bytes"),
+                };
+                write!(f, "{what} (at line {line}); this is not a libvirt document")
             }
             Error::Unexpected { name, expected } => {
                 write!(f, "the root element is <{name}>, but this hook point hands over {expected}")
