@@ -218,13 +218,27 @@ impl<'a> Document<'a> {
             Some(rest) => (true, rest),
             None => (false, text),
         };
+        if bom && src.starts_with('\u{feff}') {
+            // roxmltree would take the second for the first and pass it on.
+            return Err(Error::Malformed {
+                line: 1,
+                column: 1,
+                message: "a second byte order mark (U+FEFF) at the start; a document has at most one".into(),
+            });
+        }
         check_declaration(src)?;
-        prescan(src)?;
+        let bad_reference = prescan(src)?;
         // roxmltree checks well-formedness (and refuses a DTD before reading
         // it); its tree is dropped before ours is built, so the two never
         // take memory at once.
         let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
         roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e, src))?;
+        // roxmltree passes a reference to a surrogate or beyond U+10FFFF on
+        // as text; written back, no parser would read it.
+        if let Some((offset, why)) = bad_reference {
+            let (line, column) = position(src, offset);
+            return Err(Error::Malformed { line, column, message: why });
+        }
         let mut doc = Document {
             src,
             bom,
@@ -1108,10 +1122,13 @@ fn push_escaped(out: &mut Out, s: &str, quote: Option<u8>) {
 }
 
 /// The linear pre-scan before roxmltree: refuses the shapes the `MAX_*`
-/// bounds exclude. It reads markup as roxmltree does and stops, leaving the error
+/// bounds exclude, and finds the first character reference to something
+/// that is not an XML character (reported only once roxmltree has found
+/// the text well-formed, so that an earlier syntax error is reported
+/// first). It reads markup as roxmltree does and stops, leaving the error
 /// to roxmltree, wherever the text stops being XML: roxmltree never gets
 /// further than that, so everything it processes has been counted.
-fn prescan(src: &str) -> Result<(), Error> {
+fn prescan(src: &str) -> Result<Option<(usize, String)>, Error> {
     let b = src.as_bytes();
     let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
     let shape = |offset: usize, shape: Shape, limit: usize| Error::Shape { line: line_of(src, offset), shape, limit };
@@ -1119,9 +1136,13 @@ fn prescan(src: &str) -> Result<(), Error> {
     let mut open: Vec<usize> = Vec::new();
     let mut in_scope = 0;
     let mut declared: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut bad = None;
     let mut i = 0;
     let after = |from: usize, end: &[u8]| memchr::memmem::find(&b[from..], end).map(|k| from + k + end.len());
     while let Some(k) = memchr::memchr(b'<', &b[i..]) {
+        if bad.is_none() {
+            bad = bad_reference(src, i, i + k);
+        }
         let p = i + k;
         let rest = &b[p..];
         let next = if rest.starts_with(b"<!--") {
@@ -1173,6 +1194,9 @@ fn prescan(src: &str) -> Result<(), Error> {
                 let Some(&quote @ (b'\'' | b'"')) = b.get(j) else { break None };
                 let Some(len) = memchr::memchr(quote, &b[j + 1..]) else { break None };
                 let value = &src[j + 1..j + 1 + len];
+                if bad.is_none() {
+                    bad = bad_reference(src, j + 1, j + 1 + len);
+                }
                 j += len + 2;
                 attributes += 1;
                 if attributes > MAX_ATTRIBUTES {
@@ -1206,10 +1230,55 @@ fn prescan(src: &str) -> Result<(), Error> {
         };
         match next {
             Some(n) => i = n,
-            None => return Ok(()),
+            None => return Ok(bad),
         }
     }
-    Ok(())
+    Ok(bad)
+}
+
+/// The first character reference in `src[from..to]` (text or an attribute
+/// value) to a code point that is not an XML character, with its offset and
+/// what is wrong. Malformed references are roxmltree's to report.
+fn bad_reference(src: &str, from: usize, to: usize) -> Option<(usize, String)> {
+    let b = &src.as_bytes()[..to];
+    let mut i = from;
+    while let Some(k) = memchr::memchr(b'&', &b[i..]) {
+        let at = i + k;
+        i = at + 1;
+        let Some(digits) = b[at + 1..].strip_prefix(b"#") else { continue };
+        let (hex, digits) = match digits.strip_prefix(b"x") {
+            Some(d) => (true, d),
+            None => (false, digits),
+        };
+        let len = digits.iter().take_while(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }).count();
+        if len == 0 || digits.get(len) != Some(&b';') {
+            continue;
+        }
+        // Leading zeros do not count against the value; more digits than
+        // U+10FFFF has overflow nothing.
+        let value = digits[..len].iter().fold(0u64, |v, d| {
+            let d = (*d as char).to_digit(16).unwrap_or(0) as u64;
+            (v * if hex { 16 } else { 10 } + d).min(u64::from(u32::MAX) + 1)
+        });
+        let xml_char = matches!(value, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+        if !xml_char {
+            let text = &src[at..at + 2 + usize::from(hex) + len + 1];
+            let why = match value {
+                0xD800..=0xDFFF => "a UTF-16 surrogate, not a character",
+                0x110000.. => "beyond U+10FFFF, the last Unicode character",
+                _ => "not a character XML allows",
+            };
+            return Some((at, format!("the character reference '{text}' is {why}")));
+        }
+    }
+    None
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+fn position(src: &str, offset: usize) -> (u32, u32) {
+    let before = &src[..offset.min(src.len())];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (line_of(src, offset), before[line_start..].chars().count() as u32 + 1)
 }
 
 /// The XML declaration may name only UTF-8: the text is already a Rust string.
@@ -1573,6 +1642,34 @@ mod tests {
         assert_eq!(doc.namespace(doc.children(kids[2]).next().unwrap()), Some("urn:c"));
         assert_eq!(doc.namespace(kids[3]), None);
         assert!(doc.is(kids[3], "f") && !doc.is(kids[2], "c"));
+    }
+
+    #[test]
+    fn references_to_no_character_are_malformed_wherever_they_are() {
+        let refused = |src: &str| match Document::parse(src) {
+            Err(Error::Malformed { line, column, message }) => (line, column, message),
+            other => panic!("{src}: {:?}", other.map(|d| d.to_string())),
+        };
+        // In text beside elements, in an attribute, decimal, with leading zeros.
+        assert_eq!(refused("<a>\n x&#xDFFF;<b/></a>").0, 2);
+        assert_eq!(refused("<a b='&#55296;'/>").1, 7);
+        assert!(refused("<a>&#x00110000;</a>").2.contains("'&#x00110000;' is beyond U+10FFFF"));
+        // What is no reference, or a reference to a character, is fine.
+        for ok in [
+            "<a>&#x0000000041;&#9;&#xFFFD;&#x10FFFF;</a>",
+            "<a><!-- &#xD800; --><![CDATA[&#xD800;]]></a>",
+            "<a>&amp;#xD800;</a>",
+        ] {
+            assert!(Document::parse(ok).is_ok(), "{ok}");
+        }
+        // An earlier syntax error is reported first.
+        assert!(refused("<a><b></a>&#xD800;").2.contains("expected 'b' tag"));
+    }
+
+    #[test]
+    fn a_second_byte_order_mark_is_malformed() {
+        assert!(matches!(Document::parse("\u{feff}\u{feff}<a/>"), Err(Error::Malformed { line: 1, column: 1, .. })));
+        assert!(Document::parse("\u{feff}<a/>").is_ok());
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub enum Error {
     WrongRoot {
         name: String,
     },
+    /// A root element in a namespace: libvirt's elements have none.
+    ForeignRoot {
+        name: String,
+        namespace: String,
+    },
     /// A root that does not fit where the document comes from (a device at
     /// a VM start, a domain at a hot-plug).
     Unexpected {
@@ -91,6 +96,10 @@ impl fmt::Display for Error {
                 };
                 write!(f, "{what} (at line {line}); this is not a libvirt document")
             }
+            Error::ForeignRoot { name, namespace } => write!(
+                f,
+                "the root element <{name}> is in the namespace '{namespace}'; libvirt's <domain> and device elements are in no namespace"
+            ),
             Error::Unexpected { name, expected } => {
                 write!(f, "the root element is <{name}>, but this hook point hands over {expected}")
             }

@@ -59,6 +59,9 @@ impl Conversion<'_> {
 pub fn convert<'a>(text: &'a str, passes: &[&Pass], context: &Context) -> Result<Conversion<'a>, Error> {
     let mut doc = Document::parse(text)?;
     let root = doc.root();
+    if let Some(namespace) = doc.namespace(root) {
+        return Err(Error::ForeignRoot { name: doc.qname(root).to_string(), namespace: namespace.to_string() });
+    }
     let domain = doc.is(root, "domain");
     let device = doc.namespace(root).is_none() && passes::is_device_element(doc.local(root));
     let subject = match (domain, device, context.point) {

@@ -70,6 +70,13 @@ fn cases() -> Vec<Case> {
         distinct_devices.push_str(&format!("<device{i}/>\n"));
     }
     distinct_devices.push_str("</devices></domain>\n");
+    let with = |needle: &str, replacement: &str| {
+        let text = String::from_utf8(d.clone()).unwrap();
+        assert!(text.contains(needle), "{needle}");
+        text.replacen(needle, replacement, 1).into_bytes()
+    };
+    let mut double_bom = "\u{feff}\u{feff}".as_bytes().to_vec();
+    double_bom.extend(&d);
     let mut latin1 = d.clone();
     let at = latin1.windows(6).position(|w| w == b"<name>").unwrap() + 6;
     latin1.insert(at, 0xe9);
@@ -167,6 +174,30 @@ fn cases() -> Vec<Case> {
             says: "a namespace name longer than 512 bytes (at line 1)",
         },
         Case { name: "50,000 devices with distinct names", input: distinct_devices.into_bytes(), code: 0, says: "" },
+        Case {
+            name: "character reference to a surrogate",
+            input: with("<name>a2</name>", "<name>a2&#xD800;</name>"),
+            code: 2,
+            says: "malformed XML at line 2, column 11: the character reference '&#xD800;' is a UTF-16 surrogate",
+        },
+        Case {
+            name: "character reference beyond U+10FFFF",
+            input: with("type='kvm'", "type='kvm&#x110000;'"),
+            code: 2,
+            says: "malformed XML at line 1, column 18: the character reference '&#x110000;' is beyond U+10FFFF",
+        },
+        Case {
+            name: "two byte order marks",
+            input: double_bom,
+            code: 2,
+            says: "malformed XML at line 1, column 1: a second byte order mark (U+FEFF)",
+        },
+        Case {
+            name: "default namespace on <domain>",
+            input: with("<domain ", "<domain xmlns=\"http://example.org/not-libvirt\" "),
+            code: 2,
+            says: "the root element <domain> is in the namespace 'http://example.org/not-libvirt'",
+        },
         Case {
             name: "odd quoting and entities in values",
             input: std::fs::read(common::root().join("tests/data/odd-quoting.xml")).unwrap(),
