@@ -5,11 +5,12 @@ CARGO   ?= cargo
 # The read-only references and oracles beside the project.
 SHARED  ?= $(firstword $(wildcard ../shared /work/shared))
 ORACLE  := $(SHARED)/oracles/check-domain
-ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm
+ALL_LOSSES := nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough
 INTEROP := target/interop
 DEMO    := fixtures/domains/hostedengine-lease.xml
 
-.PHONY: all build test interop demo clean fuzz bench install uninstall rpm rpm-check have-rpmbuild
+.PHONY: all build test interop demo clean fuzz bench install uninstall rpm rpm-check have-rpmbuild \
+	vdsm-patched interop-host interop-xen-host cpu-data
 
 all: build
 
@@ -55,6 +56,101 @@ interop: build
 	done
 	@$(ORACLE) $(INTEROP)/generated/*.xml >$(INTEROP)/generated.log || { grep -v '^ok' $(INTEROP)/generated.log; exit 1; }
 	@echo "ok: $$(grep -c '^ok' $(INTEROP)/generated.log) generated domains"
+	@# Vdsm's own code on the same output (the oracle in $(SHARED)/oracles/vdsm):
+	@# the converted fixtures as pairs and as Vdsm's hook, hot-plugs into them,
+	@# and Vdsm's hook runner; first with Vdsm as it is, then with
+	@# packaging/vdsm/*.patch applied. tests/interop/vdsm.py says which
+	@# verdicts xenify's report must account for.
+	python3 tests/interop/vdsm.py --xenify $(XENIFY_BIN) --shared $(SHARED) --work $(INTEROP)/vdsm
+	@$(MAKE) --no-print-directory vdsm-patched
+	python3 tests/interop/vdsm.py --xenify $(XENIFY_BIN) --shared $(SHARED) --work $(INTEROP)/vdsm-patched --vdsm-lib $(INTEROP)/vdsm-lib
+	@$(MAKE) --no-print-directory interop-host
+	@$(MAKE) --no-print-directory interop-xen-host
+
+# The Vdsm oracle (check-vdsm, check-caps: Vdsm's own code, and oVirt
+# Engine's admission rules), the project's Vdsm patches, and the fake Xen
+# dom0s of fixtures/hosts (the oracle's layout, each beside a cluster.json
+# of its CPU family).
+VDSM_ORACLE  := $(SHARED)/oracles/vdsm
+VDSM_PATCHES := $(sort $(wildcard packaging/vdsm/*.patch))
+PATCHED_VDSM := $(INTEROP)/vdsm-lib
+XEN_URI      := --vdsm-config vars:libvirt_uri=xen:///system
+FAKE_HOSTS   := $(sort $(patsubst %/xl-info,%,$(wildcard fixtures/hosts/*/xl-info)))
+# The oracle's hand-fixed pair (Vdsm can start and recover it on libxl),
+# which isolates the Vdsm patch from the conversion.
+VDSM_EXAMPLE := --pairs $(VDSM_ORACLE)/examples/in $(VDSM_ORACLE)/examples/out
+
+# A copy of the oracle's Vdsm (oVirt/vdsm's lib/) with the patches applied in
+# order, each one without fuzz or offset; taken out again in reverse order,
+# they give Vdsm back as it was.
+vdsm-patched:
+	@test -d "$(VDSM_ORACLE)/vdsm-lib" || { echo "interop: no Vdsm oracle at $(VDSM_ORACLE)" >&2; exit 2; }
+	@rm -rf $(PATCHED_VDSM) && mkdir -p $(INTEROP) && cp -r $(VDSM_ORACLE)/vdsm-lib $(PATCHED_VDSM) && chmod -R u+w $(PATCHED_VDSM)
+	@for p in $(VDSM_PATCHES); do \
+	    out=$$(patch -p2 --fuzz=0 --no-backup-if-mismatch -d $(PATCHED_VDSM) <"$$p" 2>&1) \
+	    || { echo "$$out" >&2; echo "interop: $$p does not apply to Vdsm's lib/" >&2; exit 1; }; \
+	    if echo "$$out" | grep -Eqi 'offset|fuzz'; then echo "$$out" >&2; echo "interop: $$p applies only with an offset or fuzz" >&2; exit 1; fi; \
+	    echo "ok: $$p applies to Vdsm's lib/"; \
+	done
+	@rm -rf $(INTEROP)/vdsm-unpatched && cp -r $(PATCHED_VDSM) $(INTEROP)/vdsm-unpatched
+	@for p in $$(printf '%s\n' $(VDSM_PATCHES) | sort -r); do \
+	    patch -R -p2 --fuzz=0 --no-backup-if-mismatch -s -d $(INTEROP)/vdsm-unpatched <"$$p" || exit 1; \
+	done
+	@diff -r $(VDSM_ORACLE)/vdsm-lib $(INTEROP)/vdsm-unpatched >/dev/null \
+	    || { echo "interop: patch -R -p2 in reverse order does not give Vdsm's lib/ back" >&2; exit 1; }
+	@rm -rf $(INTEROP)/vdsm-unpatched && echo "ok: patch -R -p2, in reverse order, gives Vdsm's lib/ back"
+
+# What the host needs, with the patched Vdsm: Vdsm reaches libxl (check-vdsm
+# --xen-host on the oracle's example pair; the stock Vdsm and the patched one
+# without the setting must fail naming the URI), the Engine admits every fake
+# dom0 with xenify as after_get_caps hook (check-caps) and a hook that changes
+# nothing is refused (the check is live), xenify's after_get_stats reports
+# Xen's free memory (tools/check-stats; /bin/true must fail), and the CPU
+# data is what libvirt's cpu_map and Xen's featureset give.
+interop-host: build vdsm-patched
+	VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-vdsm --xen-host $(XEN_URI) $(VDSM_EXAMPLE)
+	@for lib in "" $(abspath $(PATCHED_VDSM)); do \
+	    out=$$(VDSM_ORACLE_LIB=$$lib $(VDSM_ORACLE)/check-vdsm --xen-host $(VDSM_EXAMPLE)); \
+	    echo "$$out" | grep -q '^FAIL .*xen-host: Vdsm opened qemu:///system' \
+	    || { echo "$$out" >&2; echo "interop: Vdsm $${lib:-as shipped} without libvirt_uri does not fail naming the URI" >&2; exit 1; }; \
+	    echo "ok: Vdsm $${lib:+patched }$${lib:-as shipped} without libvirt_uri fails naming qemu:///system"; \
+	done
+	VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-caps $(XEN_URI) $(XENIFY_BIN)
+	@for h in $(FAKE_HOSTS); do \
+	    echo "$(VDSM_ORACLE)/check-caps $(XEN_URI) --host $$h --cluster $$h/cluster.json $(XENIFY_BIN)"; \
+	    VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-caps $(XEN_URI) --host $$h --cluster $$h/cluster.json $(XENIFY_BIN) || exit 1; \
+	done
+	@for h in "" $(FAKE_HOSTS); do \
+	    out=$$(VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) $(VDSM_ORACLE)/check-caps $(XEN_URI) $${h:+--host $$h --cluster $$h/cluster.json} /bin/true); \
+	    case $$out in "FAIL /bin/true: "*) echo "ok: /bin/true is refused on $${h:-the oracle's host}";; \
+	    *) echo "$$out" >&2; echo "interop: check-caps does not refuse a hook that changes nothing" >&2; exit 1;; esac; \
+	done
+	@for h in "" $(FAKE_HOSTS); do \
+	    PYTHONPYCACHEPREFIX=$${XEN_ORACLES_HOME:-/tmp/xen-oracles}/pycache VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) \
+	        tools/check-stats --oracle $(VDSM_ORACLE) $${h:+--host $$h} $(XEN_URI) $(XENIFY_BIN) || exit 1; \
+	    out=$$(PYTHONPYCACHEPREFIX=$${XEN_ORACLES_HOME:-/tmp/xen-oracles}/pycache VDSM_ORACLE_LIB=$(abspath $(PATCHED_VDSM)) \
+	        tools/check-stats --oracle $(VDSM_ORACLE) $${h:+--host $$h} $(XEN_URI) /bin/true); \
+	    case $$out in "FAIL /bin/true: memFree: "*) ;; *) echo "$$out" >&2; echo "interop: check-stats does not refuse a hook that changes nothing" >&2; exit 1;; esac; \
+	done
+	@echo "ok: /bin/true fails check-stats on every host"
+	@tools/cpu-data | tail -n +3 >$(INTEROP)/cpu_data.rs && tail -n +3 src/caps/cpu_data.rs | diff -u - $(INTEROP)/cpu_data.rs \
+	    || { echo "interop: src/caps/cpu_data.rs differs from what tools/cpu-data makes of this machine's cpu_map and cpufeatureset.h (make cpu-data)" >&2; exit 1; }
+	@echo "ok: src/caps/cpu_data.rs is what libvirt's cpu_map and Xen's cpufeatureset.h give"
+
+# The patched Vdsm on a Xen dom0 (check-vdsm --xen-host, Vdsm set to
+# xen:///system): tests/interop/vdsm.py's run of the converted fixtures as
+# pairs, as Vdsm's hook and with hot-plugs, each verdict held against
+# xenify's report as for `interop`; a `xen-host` failure (Vdsm does not
+# reach libxl, or libxl rejects the placeholder) is never accounted for.
+interop-xen-host: build vdsm-patched
+	python3 tests/interop/vdsm.py --xenify $(XENIFY_BIN) --shared $(SHARED) --work $(INTEROP)/vdsm-xen-host \
+	    --vdsm-lib $(INTEROP)/vdsm-lib --xen-host
+
+# Regenerates the CPU models and features of the after_get_caps hook from
+# this machine's libvirt cpu_map and Xen cpufeatureset.h (libvirt0 and
+# libxen-dev on Debian).
+cpu-data:
+	tools/cpu-data >src/caps/cpu_data.rs.new && mv src/caps/cpu_data.rs.new src/caps/cpu_data.rs
 
 # One table of costs, all medians from this run: in-process parse against
 # pipeline (criterion), the hook against `cp` and a minidom Python hook, and
@@ -86,6 +182,7 @@ BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR     ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR    ?= $(PREFIX)/share/fish/vendor_completions.d
 SYSCONFDIR     ?= /etc
+DOCDIR         ?= $(PREFIX)/share/doc/xenify
 VDSM_HOOKS_DIR ?= /usr/libexec/vdsm/hooks
 # What install created, so that uninstall removes that and nothing else.
 MANIFEST       ?= $(PREFIX)/share/xenify/installed
@@ -94,16 +191,18 @@ MANIFEST       ?= $(PREFIX)/share/xenify/installed
 # list as `xenify generate hook-points` and packaging/xenify.spec
 # (tests/install.rs compares them).
 HOOK_POINTS := before_vm_start before_device_create before_nic_hotplug \
-               before_disk_hotplug before_update_device before_memory_hotplug
+               before_disk_hotplug before_update_device before_memory_hotplug \
+               after_get_caps after_get_stats
 
 INSTALL_ENV = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' BINDIR='$(BINDIR)' MANDIR='$(MANDIR)' \
 	BASHCOMPDIR='$(BASHCOMPDIR)' ZSHCOMPDIR='$(ZSHCOMPDIR)' FISHCOMPDIR='$(FISHCOMPDIR)' \
-	SYSCONFDIR='$(SYSCONFDIR)' VDSM_HOOKS_DIR='$(VDSM_HOOKS_DIR)' MANIFEST='$(MANIFEST)' \
+	SYSCONFDIR='$(SYSCONFDIR)' DOCDIR='$(DOCDIR)' VDSM_HOOKS_DIR='$(VDSM_HOOKS_DIR)' MANIFEST='$(MANIFEST)' \
 	HOOK_POINTS='$(HOOK_POINTS)' XENIFY_BIN='$(XENIFY_BIN)'
 
 # The binary, a link 50_xenify to it in each hook point's directory, the
-# default policy unless /etc/xenify/xenify.toml exists, man pages and
-# completions. packaging/install.sh does the work and keeps the manifest.
+# default policy unless /etc/xenify/xenify.toml exists, the sudoers rule of
+# the after_get_caps hook, the Vdsm patches (under DOCDIR/vdsm), man pages
+# and completions. packaging/install.sh does the work and keeps the manifest.
 install: build
 	@$(INSTALL_ENV) sh packaging/install.sh install
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 XENIFY = ROOT / "target" / "release" / "xenify"
 DOMAINS = sorted((ROOT / "fixtures" / "domains").glob("*.xml"))
 HOOK_DOMAIN = ROOT / "fixtures" / "domains" / "vm-hibernated.xml"
-ACCEPT = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm"
+ACCEPT = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough"
 RUNS = int(os.environ.get("BENCH_RUNS", "300"))
 SLOW_RUNS = int(os.environ.get("BENCH_SLOW_RUNS", "40"))
 

@@ -6,8 +6,9 @@
 #
 # Everything comes from the environment: DESTDIR, PREFIX (default /usr),
 # BINDIR, MANDIR, BASHCOMPDIR, ZSHCOMPDIR, FISHCOMPDIR, SYSCONFDIR (default
-# /etc), VDSM_HOOKS_DIR (default /usr/libexec/vdsm/hooks), MANIFEST, and for
-# install XENIFY_BIN (the built binary) and HOOK_POINTS (space-separated).
+# /etc), DOCDIR (default PREFIX/share/doc/xenify), VDSM_HOOKS_DIR (default
+# /usr/libexec/vdsm/hooks), MANIFEST, and for install XENIFY_BIN (the built
+# binary) and HOOK_POINTS (space-separated).
 #
 # Install writes a manifest of what it created: every file and link, the
 # directories that did not exist, and the configuration file only if there
@@ -25,19 +26,23 @@ BASHCOMPDIR=${BASHCOMPDIR:-$PREFIX/share/bash-completion/completions}
 ZSHCOMPDIR=${ZSHCOMPDIR:-$PREFIX/share/zsh/site-functions}
 FISHCOMPDIR=${FISHCOMPDIR:-$PREFIX/share/fish/vendor_completions.d}
 SYSCONFDIR=${SYSCONFDIR:-/etc}
+DOCDIR=${DOCDIR:-$PREFIX/share/doc/xenify}
 VDSM_HOOKS_DIR=${VDSM_HOOKS_DIR:-/usr/libexec/vdsm/hooks}
 MANIFEST=${MANIFEST:-$PREFIX/share/xenify/installed}
 DESTDIR=${DESTDIR:-}
 CONFIG=$SYSCONFDIR/xenify/xenify.toml
 # The default policy file sits beside this script in the source tree.
 CONFIG_SRC=${CONFIG_SRC:-$(dirname "$0")/../hooks/xenify.toml}
+# The Vdsm patches and the sudoers rule sit beside this script.
+PACKAGING=$(dirname "$0")
+SUDOERS=$SYSCONFDIR/sudoers.d/50_vdsm_hook_xenify
 
 die() {
     echo "install.sh: $*" >&2
     exit 1
 }
 
-for p in "$BINDIR" "$MANDIR" "$BASHCOMPDIR" "$ZSHCOMPDIR" "$FISHCOMPDIR" "$SYSCONFDIR" "$VDSM_HOOKS_DIR" "$MANIFEST"; do
+for p in "$BINDIR" "$MANDIR" "$BASHCOMPDIR" "$ZSHCOMPDIR" "$FISHCOMPDIR" "$SYSCONFDIR" "$DOCDIR" "$VDSM_HOOKS_DIR" "$MANIFEST"; do
     case $p in
     /*) ;;
     *) die "$p: installation paths must be absolute (DESTDIR is the only prefix that may be relative)" ;;
@@ -135,6 +140,19 @@ install_all() {
         record "config $(sum_of "$DESTDIR$CONFIG") $CONFIG"
         echo "installed $CONFIG"
     fi
+
+    # The after_get_caps hook runs `xl info` through sudo as the vdsm user;
+    # sudo ignores a rule file that others may write, hence 0440.
+    put "$PACKAGING/sudoers/50_vdsm_hook_xenify" "$SUDOERS" 0440
+
+    # The Vdsm patches, to apply to the installed Vdsm (README.md says how).
+    found=
+    for patch in "$PACKAGING"/vdsm/*.patch; do
+        [ -f "$patch" ] || continue
+        found=1
+        put "$patch" "$DOCDIR/vdsm/${patch##*/}" 0644
+    done
+    [ -n "$found" ] || die "$PACKAGING/vdsm: no Vdsm patches there"
 
     # Gzipped, as distributions ship them: rpmbuild compresses man pages in
     # the package anyway, and `make install` installs what the package holds.

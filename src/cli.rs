@@ -47,14 +47,18 @@ the same as data. Exit 0 only if every file converts, 1 otherwise.")]
 convert it, and replace it atomically only on success. The report goes to stderr, which Vdsm logs and, on \
 failure, shows as the VM's error. Exit 0 on success, 2 on a refusal or any error (Vdsm then aborts the \
 start). Reads no stdin. Installed as a link in /usr/libexec/vdsm/hooks/before_vm_start/, xenify runs this \
-mode by itself.")]
+mode by itself. Installed in after_get_caps/ or after_get_stats/, it reads the JSON file named by \
+_hook_json instead and, on a Xen dom0, makes the host's capabilities or statistics true for oVirt Engine \
+(exit 1 on an error, the file left as Vdsm wrote it).")]
     Hook,
     /// Check that this host can run xenify as a Vdsm hook on Xen
     #[command(long_about = "Check that this host can run xenify as a Vdsm hook on Xen, one line per check \
-with what to do when it fails: a Xen dom0; libvirt's libxl driver and Xen's xl installed; the hook links in \
-place, pointing at this binary and executable by the vdsm user; the policy file parses (and which non-default \
-values and accepted losses it puts in force); and whether Vdsm still connects only to qemu:///system. \
-Exit 0 only when every check passes.")]
+with what to do when it fails: a Xen dom0 whose Xen runs HVM guests (so that, through the after_get_caps hook, \
+oVirt Engine sees hardware virtualization); libvirt's libxl driver and Xen's xl installed; the hook links in \
+place, pointing at this binary and executable by the vdsm user; the sudoers rule of after_get_caps; Vdsm \
+patched with xenify's patches and set to a Xen URI (with the commands, when not); the policy file parses (and \
+which non-default values and accepted losses it puts in force). Failures with one cause are one line. Only \
+reads files, under --root. Exit 0 only when every check passes, 1 otherwise, 2 when the root does not exist.")]
     Doctor(DoctorArgs),
     /// Write files derived from this program (packaging uses it)
     #[command(hide = true)]
@@ -95,7 +99,7 @@ pub struct PipelineArgs {
     #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_name)]
     pub skip: Vec<&'static Pass>,
     /// Accept the loss of a control Xen cannot honour (repeatable): nwfilter, link-state, vlan,
-    /// graphics-security, floppy-media, secure-boot, tpm
+    /// graphics-security, floppy-media, secure-boot, tpm, scsi-passthrough
     #[arg(long, value_name = "ID", value_delimiter = ',', value_parser = loss_id)]
     pub accept: Vec<Loss>,
     /// Read the policy from this TOML file (see xenify.toml(5))
@@ -214,7 +218,7 @@ pub fn run(cli: Cli) -> Result<u8> {
                 Generated::Man { dir } => crate::generate::man(&dir)?,
                 Generated::Completions { dir } => crate::generate::completions(&dir)?,
                 Generated::HookPoints => io::stdout().write_all(
-                    crate::hook::POINTS.iter().map(|p| format!("{}\n", p.name)).collect::<String>().as_bytes(),
+                    crate::hook::point_names().iter().map(|p| format!("{p}\n")).collect::<String>().as_bytes(),
                 )?,
             }
             Ok(0)

@@ -13,13 +13,25 @@
 //!   to the same file as the running executable or to a byte-identical copy.
 //! - Accepted losses are listed, not failed: accepting them is the
 //!   administrator's documented decision.
+//! - Failures that share one cause are one finding: without Vdsm there is
+//!   one `vdsm` failure instead of a failure per hook link, the sudoers rule
+//!   and Vdsm's URI; with xenify linked at no hook point, one `hooks`
+//!   failure; on a host that is not a Xen dom0, Xen's HVM support is not
+//!   asked; an unpatched Vdsm is one `vdsm-patch` failure whose fix includes
+//!   setting the URI.
+//! - Vdsm counts as patched when every line xenify's installed patches add
+//!   (`/usr/share/doc/xenify/vdsm/*.patch`, or under `/usr/local`) is in the
+//!   file it adds it to; so a patch added later is checked as well.
+//! - Vdsm's URI is the last `[vars] libvirt_uri` of `/etc/vdsm/vdsm.conf`
+//!   and the `*.conf` drop-ins, read in Vdsm's order (the file, then the
+//!   drop-ins of `/usr/lib/vdsm`, `/run/vdsm` and `/etc/vdsm` by name).
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 use xenify::policy::KEYS;
 use xenify::Policy;
@@ -97,6 +109,16 @@ impl Host<'_> {
 
 /// Runs every check against the host at `root` and prints them.
 pub fn run(root: &Path, json: bool) -> Result<u8> {
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!(
+            "the root {} is not a directory: --root names the root file system of the host to check",
+            root.display()
+        ),
+        Err(_) => {
+            bail!("the root {} does not exist: --root names the root file system of the host to check", root.display())
+        }
+    }
     let exe = std::env::current_exe().unwrap_or_default();
     let checks = checks(root, &exe);
     let failed = checks.iter().filter(|c| !c.ok).count();
@@ -116,8 +138,10 @@ pub fn run(root: &Path, json: bool) -> Result<u8> {
         }
         for c in &checks {
             writeln!(out, "{:<4}  {:<width$}  {}", if c.ok { "ok" } else { "FAIL" }, c.check, c.detail)?;
-            if let Some(fix) = &c.fix {
-                writeln!(out, "{:<4}  {:<width$}  fix: {}", "", "", fix)?;
+            // A fix of several commands is one per line.
+            for (i, line) in c.fix.iter().flat_map(|f| f.lines()).enumerate() {
+                let lead = if i == 0 { "fix: " } else { "     " };
+                writeln!(out, "{:<4}  {:<width$}  {lead}{line}", "", "")?;
             }
         }
         match failed {
@@ -129,16 +153,48 @@ pub fn run(root: &Path, json: bool) -> Result<u8> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// Every check, in the order an administrator fixes them.
+/// Every check, in the order an administrator fixes them; failures that
+/// share a cause are one check (the module comment says which).
 pub fn checks(root: &Path, exe: &Path) -> Vec<Check> {
     let host = Host { root };
-    let mut checks = vec![dom0(&host), libxl_driver(&host), xl(&host)];
-    let vdsm = VdsmUser::read(&host);
-    for p in &hook::POINTS {
-        checks.push(hook_link(&host, p.name, exe, vdsm.as_ref()));
+    let dom0 = dom0(&host);
+    let is_dom0 = dom0.ok;
+    let mut checks = vec![dom0];
+    if is_dom0 {
+        checks.push(hvm(&host));
+    }
+    checks.push(libxl_driver(&host));
+    checks.push(xl(&host));
+    match Vdsm::find(&host) {
+        None => checks.push(fail(
+            "vdsm",
+            format!(
+                "Vdsm is not installed: no {HOOKS_DIR} and no {LIBVIRTCONNECTION} in a python3 site-packages, so xenify's hook links, its sudoers rule and Vdsm's libvirt URI are not checked"
+            ),
+            "install vdsm (adding the host in oVirt Engine does), then the vdsm-hook-xenify package".into(),
+        )),
+        Some(vdsm) => {
+            let user = VdsmUser::read(&host);
+            let links: Vec<Check> = hook::point_names().iter().map(|p| hook_link(&host, p, exe, user.as_ref())).collect();
+            if links.iter().all(|c| !c.ok && c.detail.contains(" is missing,")) {
+                checks.push(fail(
+                    "hooks",
+                    format!(
+                        "xenify is not installed as a Vdsm hook: no {} in any of the {} hook directories ({})",
+                        hook::LINK_NAME,
+                        links.len(),
+                        hook::point_names().join(", ")
+                    ),
+                    "install the vdsm-hook-xenify package, or run `make install` from the source".into(),
+                ));
+            } else {
+                checks.extend(links);
+            }
+            checks.push(sudoers(&host));
+            checks.extend(vdsm.checks(&host));
+        }
     }
     checks.push(config(&host));
-    checks.push(vdsm_uri(&host));
     checks
 }
 
@@ -236,8 +292,8 @@ fn hook_link(host: &Host, point: &str, exe: &Path, vdsm: Option<&VdsmUser>) -> C
     if !host.at(&dir).is_dir() {
         return fail(
             &name,
-            format!("{dir} does not exist: Vdsm is not installed"),
-            format!("install vdsm, then {install}"),
+            format!("{dir} does not exist (Vdsm makes one for each hook point it knows)"),
+            format!("reinstall vdsm, then {install}"),
         );
     }
     if fs::symlink_metadata(host.at(&link)).is_err() {
@@ -294,6 +350,207 @@ fn same_file(path: &Path, meta: &fs::Metadata, exe: &Path) -> bool {
     meta.len() == exe_meta.len() && matches!((fs::read(path), fs::read(exe)), (Ok(a), Ok(b)) if a == b)
 }
 
+fn hvm(host: &Host) -> Check {
+    const NAME: &str = "hvm";
+    const CAPS: &str = "/sys/hypervisor/properties/capabilities";
+    match host.read(CAPS) {
+        Some(caps) if crate::caps::host::xen_caps_hvm(&caps) => pass(
+            NAME,
+            format!("Xen runs HVM guests ({CAPS} lists hvm-3.0-x86_64): through the after_get_caps hook the Engine sees hardware virtualization"),
+        ),
+        Some(caps) => fail(
+            NAME,
+            format!("Xen runs no HVM guests here ({CAPS} is '{}'): the Engine will see no hardware virtualization and refuse the host", caps.trim()),
+            "enable the CPU's virtualization extensions (Intel VT-x or AMD-V) in the firmware setup and reboot".into(),
+        ),
+        None => fail(
+            NAME,
+            format!("{CAPS} is missing, so Xen's HVM support is unknown (a dom0 kernel without CONFIG_XEN_SYS_HYPERVISOR?)"),
+            "run `xl info` as root: its virt_caps must list hvm, else enable Intel VT-x or AMD-V in the firmware".into(),
+        ),
+    }
+}
+
+/// The sudoers rule that lets after_get_caps run `xl info` as root.
+const SUDOERS: &str = "/etc/sudoers.d/50_vdsm_hook_xenify";
+
+fn sudoers(host: &Host) -> Check {
+    const NAME: &str = "sudoers";
+    let fix = "install the vdsm-hook-xenify package, or run `make install` from the source".to_string();
+    match fs::metadata(host.at(SUDOERS)) {
+        Err(_) => fail(
+            NAME,
+            format!("{SUDOERS} is missing: the after_get_caps hook cannot run `xl info` as the vdsm user, so the Engine will not see the host's CPU models"),
+            fix,
+        ),
+        Ok(m) if m.mode() & 0o022 != 0 || !m.is_file() => fail(
+            NAME,
+            format!("{SUDOERS} (mode {:o}) may be written by others, so sudo ignores it", m.mode() & 0o7777),
+            format!("chmod 0440 {SUDOERS}"),
+        ),
+        Ok(_) => match host.read(SUDOERS) {
+            Some(text) if !text.contains("xl info") => {
+                fail(NAME, format!("{SUDOERS} does not allow `xl info`"), format!("reinstall it: {fix}"))
+            }
+            _ => pass(NAME, format!("{SUDOERS} lets the vdsm user run `xl info` as root")),
+        },
+    }
+}
+
+/// Vdsm's module that opens the libvirt connection.
+const LIBVIRTCONNECTION: &str = "vdsm/common/libvirtconnection.py";
+
+/// Where xenify's Vdsm patches are installed (RPM, then `make install
+/// PREFIX=/usr/local`).
+const PATCH_DIRS: [&str; 2] = ["/usr/share/doc/xenify/vdsm", "/usr/local/share/doc/xenify/vdsm"];
+
+/// An installed Vdsm: the python3 site-packages that holds it.
+struct Vdsm {
+    site: String,
+}
+
+impl Vdsm {
+    fn find(host: &Host) -> Option<Vdsm> {
+        let mut found = Vec::new();
+        for lib in ["/usr/lib", "/usr/lib64", "/usr/local/lib"] {
+            for packages in ["site-packages", "dist-packages"] {
+                found.extend(host.under_each(lib, &format!("{packages}/{LIBVIRTCONNECTION}")).into_iter().filter(
+                    |p| p.strip_prefix(lib).is_some_and(|rest| rest.trim_start_matches('/').starts_with("python3")),
+                ));
+            }
+        }
+        match found.first() {
+            Some(p) => Some(Vdsm { site: p.trim_end_matches(LIBVIRTCONNECTION).trim_end_matches('/').to_string() }),
+            None if host.at(HOOKS_DIR).is_dir() => Some(Vdsm { site: String::new() }),
+            None => None,
+        }
+    }
+
+    /// `vdsm-patch`, then `vdsm-uri` once the patches are applied.
+    fn checks(&self, host: &Host) -> Vec<Check> {
+        if self.site.is_empty() {
+            return vec![fail(
+                "vdsm-patch",
+                format!(
+                    "{HOOKS_DIR} exists but {LIBVIRTCONNECTION} is in no python3 site-packages: Vdsm is half installed"
+                ),
+                "reinstall vdsm".into(),
+            )];
+        }
+        let Some((dir, patches)) = PATCH_DIRS.iter().find_map(|d| {
+            let mut found: Vec<String> = fs::read_dir(host.at(d))
+                .ok()?
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".patch"))
+                .collect();
+            found.sort();
+            (!found.is_empty()).then(|| (d.to_string(), found))
+        }) else {
+            return vec![fail(
+                "vdsm-patch",
+                format!(
+                    "xenify's Vdsm patches are not installed (no *.patch in {}), so whether Vdsm is patched is unknown",
+                    PATCH_DIRS.join(" or ")
+                ),
+                "install the vdsm-hook-xenify package, or run `make install` from the source".into(),
+            )];
+        };
+        let unapplied: Vec<&String> = patches.iter().filter(|p| !self.applied(host, &format!("{dir}/{p}"))).collect();
+        let uri_fix = "set `libvirt_uri = xen:///system` under [vars] in /etc/vdsm/vdsm.conf (or a file in /etc/vdsm/vdsm.conf.d/), then `systemctl restart vdsmd`";
+        if !unapplied.is_empty() {
+            let commands: Vec<String> =
+                unapplied.iter().map(|p| format!("patch -p2 -d {} < {dir}/{p}", self.site)).collect();
+            let names: Vec<&str> = unapplied.iter().map(|p| p.as_str()).collect();
+            return vec![fail(
+                "vdsm-patch",
+                format!(
+                    "Vdsm in {} lacks xenify's {} ({}), which a Xen host needs: each one's header says why",
+                    self.site,
+                    if names.len() == 1 { "patch" } else { "patches" },
+                    names.join(", ")
+                ),
+                format!("{}\nthen {uri_fix}", commands.join("\n")),
+            )];
+        }
+        vec![
+            pass("vdsm-patch", format!("Vdsm in {} has xenify's patches ({})", self.site, patches.join(", "))),
+            vdsm_uri(host, uri_fix),
+        ]
+    }
+
+    /// Whether every line `patch` adds is in the file it adds it to.
+    fn applied(&self, host: &Host, patch: &str) -> bool {
+        let text = host.read(patch).unwrap_or_default();
+        let mut target: Option<Vec<String>> = None;
+        let mut any = false;
+        for line in text.lines() {
+            if let Some(path) = line.strip_prefix("+++ ") {
+                // a/lib/vdsm/… with -p2 is vdsm/… under site-packages.
+                let rel: String =
+                    path.split_whitespace().next().unwrap_or("").splitn(3, '/').nth(2).unwrap_or("").into();
+                let file = host.read(&format!("{}/{rel}", self.site));
+                target = Some(file.unwrap_or_default().lines().map(|l| l.trim().to_string()).collect());
+            } else if let (Some(added), Some(lines)) = (line.strip_prefix('+'), &target) {
+                let added = added.trim();
+                if !added.is_empty() {
+                    any = true;
+                    if !lines.iter().any(|l| l == added) {
+                        return false;
+                    }
+                }
+            }
+        }
+        any
+    }
+}
+
+/// Vdsm's `[vars] libvirt_uri`, as Vdsm reads its configuration.
+fn vdsm_uri(host: &Host, fix: &str) -> Check {
+    const NAME: &str = "vdsm-uri";
+    let mut files = vec!["/etc/vdsm/vdsm.conf".to_string()];
+    let mut dropins: Vec<(String, String)> = Vec::new();
+    for dir in ["/usr/lib/vdsm/vdsm.conf.d", "/run/vdsm/vdsm.conf.d", "/etc/vdsm/vdsm.conf.d"] {
+        for entry in fs::read_dir(host.at(dir)).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".conf") {
+                dropins.push((name.clone(), format!("{dir}/{name}")));
+            }
+        }
+    }
+    dropins.sort();
+    files.extend(dropins.into_iter().map(|(_, p)| p));
+    let mut uri = None;
+    for file in &files {
+        let mut in_vars = false;
+        for line in host.read(file).unwrap_or_default().lines() {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_vars = line == "[vars]";
+            } else if let Some((k, v)) = line.split_once(['=', ':']) {
+                if in_vars && k.trim() == "libvirt_uri" {
+                    uri = Some((v.trim().to_string(), file.clone()));
+                }
+            }
+        }
+    }
+    match uri {
+        Some((u, file)) if u.split(':').next().unwrap_or("").split('+').next() == Some("xen") => {
+            pass(NAME, format!("Vdsm connects to {u} ({file}): libvirt's libxl driver"))
+        }
+        Some((u, file)) => fail(
+            NAME,
+            format!("Vdsm connects to {u} ({file}), not to libvirt's libxl driver"),
+            fix.to_string(),
+        ),
+        None => fail(
+            NAME,
+            "Vdsm connects to qemu:///system: [vars] libvirt_uri is set in neither /etc/vdsm/vdsm.conf nor a vdsm.conf.d drop-in".into(),
+            fix.to_string(),
+        ),
+    }
+}
+
 fn config(host: &Host) -> Check {
     const NAME: &str = "config";
     let Some(text) = host.read(DEFAULT_CONFIG) else {
@@ -324,33 +581,4 @@ fn config(host: &Host) -> Check {
         format!("accepted losses: {}", accepted.join(", "))
     };
     pass(NAME, format!("{DEFAULT_CONFIG} parses: {settings}; {losses}"))
-}
-
-fn vdsm_uri(host: &Host) -> Check {
-    const NAME: &str = "vdsm-uri";
-    const MODULE: &str = "vdsm/common/libvirtconnection.py";
-    let mut found = Vec::new();
-    for lib in ["/usr/lib", "/usr/lib64", "/usr/local/lib"] {
-        for packages in ["site-packages", "dist-packages"] {
-            found.extend(host.under_each(lib, &format!("{packages}/{MODULE}")).into_iter().filter(|p| {
-                p.strip_prefix(lib).is_some_and(|rest| rest.trim_start_matches('/').starts_with("python3"))
-            }));
-        }
-    }
-    let Some(path) = found.first() else {
-        return fail(
-            NAME,
-            format!("Vdsm is not installed (no {MODULE} in a python3 site-packages)"),
-            "install vdsm; xenify is a Vdsm hook".into(),
-        );
-    };
-    let text = host.read(path).unwrap_or_default();
-    if text.contains("'qemu:///system'") || text.contains("\"qemu:///system\"") {
-        return fail(
-            NAME,
-            format!("Vdsm connects only to qemu:///system ({path}): converted VMs are still defined on the QEMU driver, which rejects type='xen'"),
-            "Vdsm itself must connect to xen:///system (its libvirt connection and migration URIs); the hook alone cannot change that".into(),
-        );
-    }
-    pass(NAME, format!("{path} does not hard-wire qemu:///system"))
 }

@@ -288,7 +288,6 @@ impl Drop for Staged {
 /// Replaces the regular file `path` (following links) with what `write`
 /// produces, atomically. On any failure `path` is untouched and the
 /// temporary file is gone.
-#[cfg(test)]
 pub fn replace_with(path: &Path, write: Writer) -> io::Result<()> {
     Dest::existing(path)?.stage(write)?.commit()
 }

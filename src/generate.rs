@@ -138,13 +138,17 @@ fn sub_sections(name: &str) -> Roff {
             for p in &hook::POINTS {
                 item(&mut r, p.name, p.doc);
             }
+            para(&mut r, &format!("At the JSON points Vdsm names a JSON file in ${} instead; xenify changes it only on a Xen dom0 (host files under ${}, default /; xl info from PATH, through sudo -n for a user other than root), and exits 1 on an error, leaving the file as Vdsm wrote it.", hook::JSON_VAR, crate::caps::ROOT_VAR));
+            for p in &hook::JSON_POINTS {
+                item(&mut r, p.name, p.doc);
+            }
             exit_status(&mut r);
         }
         "doctor" => {
             section(&mut r, "EXIT STATUS");
             item(&mut r, "0", "Every check passed.");
             item(&mut r, "1", "Some check failed; its line says what to do.");
-            item(&mut r, "2", "The checks could not run (usage error).");
+            item(&mut r, "2", "The checks could not run: a usage error, or the root given with --root does not exist.");
         }
         "passes" => {}
         _ => exit_status(&mut r),

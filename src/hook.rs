@@ -4,7 +4,13 @@
 //! rewrites that file, and its stderr becomes the VM's error message when it
 //! fails. Exit 0 means success; 2 means failure and skips the later hooks.
 //! Codes above 2 are reserved, and 1 would let later hooks run on a domain
-//! xenify refused, so xenify uses only 0 and 2.
+//! xenify refused, so xenify uses only 0 and 2 there.
+//!
+//! At the JSON points (`after_get_caps`, `after_get_stats`) Vdsm names a
+//! JSON file in `_hook_json` instead; the host-capabilities job (`caps`)
+//! decides its content, and this module reads and replaces the file. Vdsm
+//! uses the file whatever the hook exits with, so a failure there exits 1:
+//! the file is as Vdsm wrote it, and later hooks still run.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -17,10 +23,13 @@ use xenify::report::{Hint, Outcome};
 use xenify::{Context, Pass, Point, Policy, ALL};
 
 use crate::job::Job;
-use crate::{files, host};
+use crate::{caps, files, host};
 
 /// The variable in which Vdsm names the XML file.
 pub const DOMXML_VAR: &str = "_hook_domxml";
+
+/// The variable in which Vdsm names the JSON file at the JSON points.
+pub const JSON_VAR: &str = "_hook_json";
 
 /// Names another policy file than the default.
 pub const CONFIG_VAR: &str = "XENIFY_CONFIG";
@@ -38,6 +47,8 @@ pub const PROPERTY_PREFIX: &str = "xenify_";
 /// Success and failure as Vdsm reads them.
 const OK: u8 = 0;
 const FAIL: u8 = 2;
+/// A JSON point's failure: logged by Vdsm, which runs the next hooks.
+const JSON_FAIL: u8 = 1;
 
 /// A hook point xenify is installed at.
 pub struct HookPoint {
@@ -85,6 +96,31 @@ pub const POINTS: [HookPoint; 6] = [
     },
 ];
 
+/// A JSON hook point xenify is installed at: the host-capabilities job.
+pub struct JsonPoint {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+/// Where Vdsm hands the host's capabilities and statistics to hooks
+/// (vdsm-hooks.md §1.5) and uses what they write.
+pub const JSON_POINTS: [JsonPoint; 2] = [
+    JsonPoint {
+        name: "after_get_caps",
+        doc: "The host's capabilities, before the Engine reads them: on a Xen dom0, hardware virtualization, CPU models, machine types and the machine's memory.",
+    },
+    JsonPoint {
+        name: "after_get_stats",
+        doc: "The host's statistics, at every poll: on a Xen dom0, memFree becomes Xen's free memory.",
+    },
+];
+
+/// Every hook point xenify is installed at, in the order of the lists that
+/// install it (the domain points, then the JSON points).
+pub fn point_names() -> Vec<&'static str> {
+    POINTS.iter().map(|p| p.name).chain(JSON_POINTS.iter().map(|p| p.name)).collect()
+}
+
 /// The name of the link in each hook directory; Vdsm runs hooks in the
 /// lexical order of their names, and 50_ leaves room on both sides.
 pub const LINK_NAME: &str = "50_xenify";
@@ -92,9 +128,14 @@ pub const LINK_NAME: &str = "50_xenify";
 /// The hook point, from the directory Vdsm started the binary from
 /// (`/usr/libexec/vdsm/hooks/before_nic_hotplug/50_xenify`).
 fn point() -> Point {
+    let dir = point_dir();
+    POINTS.iter().find(|p| dir.as_deref() == Some(p.name)).map_or(Point::Unknown, |p| p.point)
+}
+
+/// The name of the directory the binary was started from.
+fn point_dir() -> Option<String> {
     let argv0 = std::env::args_os().next().map(PathBuf::from).unwrap_or_default();
-    let dir = argv0.parent().and_then(|d| d.file_name());
-    POINTS.iter().find(|p| dir.is_some_and(|d| d == p.name)).map_or(Point::Unknown, |p| p.point)
+    argv0.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned())
 }
 
 /// The policy file (`config`, the value of `$XENIFY_CONFIG`, else the
@@ -122,6 +163,19 @@ fn policy(config: Option<&OsString>) -> Result<Policy, PolicyError> {
 }
 
 pub fn run() -> Result<u8> {
+    let dir = point_dir();
+    if let Some(p) = JSON_POINTS.iter().find(|p| dir.as_deref() == Some(p.name)) {
+        return Ok(run_json(p));
+    }
+    if std::env::var_os(DOMXML_VAR).is_none() && std::env::var_os(JSON_VAR).is_some() {
+        let names: Vec<&str> = JSON_POINTS.iter().map(|p| p.name).collect();
+        eprintln!(
+            "xenify: error: ${JSON_VAR} is set, but xenify tells a JSON hook point by the directory it runs from ({}), and this one is '{}'",
+            names.join(", "),
+            dir.unwrap_or_default()
+        );
+        return Ok(JSON_FAIL);
+    }
     let config = std::env::var_os(CONFIG_VAR);
     let hint = Hint::Hook {
         config: config.as_ref().map_or(DEFAULT_CONFIG.into(), |c| c.to_string_lossy().into_owned()),
@@ -170,4 +224,69 @@ pub fn run() -> Result<u8> {
     std::mem::forget(job);
     std::mem::forget(read);
     Ok(code)
+}
+
+/// A JSON hook point: reads `$_hook_json`, lets the caps job decide, and
+/// replaces the file only when it changed and is valid JSON.
+fn run_json(point: &JsonPoint) -> u8 {
+    let name = point.name;
+    let fail = |why: String| {
+        eprintln!("xenify: {name}: error: {why}");
+        JSON_FAIL
+    };
+    let path = match std::env::var_os(JSON_VAR) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => {
+            return fail(format!(
+                "${JSON_VAR} is not set: xenify runs at {name} under Vdsm, which names the JSON file there"
+            ))
+        }
+    };
+    crate::set_current_input(&path.display().to_string());
+    let text = match files::read_file(&path, DEFAULT_SIZE_LIMIT).map(String::from_utf8) {
+        Ok(Ok(t)) => t,
+        Ok(Err(_)) => return fail(format!("{} is not UTF-8; it is left as Vdsm wrote it", path.display())),
+        Err(e) => return fail(format!("cannot read {}: {e}", path.display())),
+    };
+    let root = caps::host::root_from_env(caps::ROOT_VAR);
+    let outcome = if name == "after_get_stats" {
+        caps::after_get_stats(&text, &root)
+    } else {
+        match caps_policy(&root) {
+            Ok(policy) => caps::after_get_caps(
+                &text,
+                &caps::Sources { root: &root, xl_info: &caps::host::run_xl_info, machine_types: &policy.machine_types },
+            ),
+            Err(e) => caps::Outcome::Failed(format!("{e}; capabilities left as Vdsm reported them")),
+        }
+    };
+    match outcome {
+        caps::Outcome::Changed { text, summary } => {
+            if let Err(e) = files::replace_with(&path, &mut |w| w.write_all(text.as_bytes())) {
+                return fail(format!("cannot replace {}: {e}; it is left as Vdsm wrote it", path.display()));
+            }
+            if !summary.is_empty() {
+                eprintln!("xenify: {name}: {summary}");
+            }
+            OK
+        }
+        caps::Outcome::Skipped(why) => {
+            if !why.is_empty() {
+                eprintln!("xenify: {name}: {why}");
+            }
+            OK
+        }
+        caps::Outcome::Failed(why) => fail(why),
+    }
+}
+
+/// The policy of the caps job: `$XENIFY_CONFIG`, else the host's
+/// `/etc/xenify/xenify.toml` under the root being described.
+fn caps_policy(root: &caps::host::Root) -> Result<Policy, PolicyError> {
+    let mut policy = Policy::default();
+    match std::env::var_os(CONFIG_VAR) {
+        Some(p) => files::read_policy(&mut policy, &PathBuf::from(p), true)?,
+        None => files::read_policy(&mut policy, &root.at(DEFAULT_CONFIG), false)?,
+    }
+    Ok(policy)
 }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use clap::Parser;
 
+mod caps;
 mod check;
 mod cli;
 mod doctor;
@@ -28,8 +29,9 @@ pub fn set_current_input(label: &str) {
 }
 
 fn main() -> ExitCode {
-    // Vdsm runs hooks with no arguments; `xenify` alone with the variable set is a hook.
-    let hook_mode = std::env::args_os().len() == 1 && std::env::var_os(hook::DOMXML_VAR).is_some();
+    // Vdsm runs hooks with no arguments; `xenify` alone with either variable set is a hook.
+    let hook_mode = std::env::args_os().len() == 1
+        && (std::env::var_os(hook::DOMXML_VAR).is_some() || std::env::var_os(hook::JSON_VAR).is_some());
     std::panic::set_hook(Box::new(|info| {
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         let what = info

@@ -22,10 +22,11 @@ pub enum Loss {
     FloppyMedia,
     SecureBoot,
     Tpm,
+    ScsiPassthrough,
 }
 
 impl Loss {
-    pub const ALL: [Loss; 7] = [
+    pub const ALL: [Loss; 8] = [
         Loss::Nwfilter,
         Loss::LinkState,
         Loss::Vlan,
@@ -33,6 +34,7 @@ impl Loss {
         Loss::FloppyMedia,
         Loss::SecureBoot,
         Loss::Tpm,
+        Loss::ScsiPassthrough,
     ];
 
     pub fn id(self) -> &'static str {
@@ -44,6 +46,7 @@ impl Loss {
             Loss::FloppyMedia => "floppy-media",
             Loss::SecureBoot => "secure-boot",
             Loss::Tpm => "tpm",
+            Loss::ScsiPassthrough => "scsi-passthrough",
         }
     }
 
@@ -53,10 +56,11 @@ impl Loss {
             Loss::Nwfilter => "NIC filters such as vdsm-no-mac-spoofing are dropped, so the guest can spoof MAC and IP addresses",
             Loss::LinkState => "a NIC whose link is set down starts with its cable plugged in",
             Loss::Vlan => "a VLAN tag on a NIC outside Open vSwitch is dropped, so the guest lands on the untagged network",
-            Loss::GraphicsSecurity => "the SPICE console loses TLS and its ticket expiry, so console traffic is unencrypted and passwords never expire",
+            Loss::GraphicsSecurity => "the console loses TLS and its ticket expiry, so console traffic is unencrypted and passwords never expire (a console Vdsm locked with its placeholder password '*****' opens with it)",
             Loss::FloppyMedia => "the floppy (oVirt's sysprep payload) is removed, so Windows unattended setup will not run",
             Loss::SecureBoot => "UEFI secure boot is switched off, so the guest boots unsigned code",
             Loss::Tpm => "the virtual TPM is removed, so keys sealed to it (BitLocker, LUKS with TPM) stop working",
+            Loss::ScsiPassthrough => "a passed-through SCSI LUN becomes a plain disk: SCSI commands and persistent reservations no longer reach the device, so cluster software in the guest (fencing, quorum disks) stops working",
         }
     }
 }
@@ -125,6 +129,8 @@ pub struct Policy {
     pub agent_channels: AgentChannels,
     /// Console listen address when the host's bridge has none.
     pub graphics_listen: Option<String>,
+    /// The machine types the `after_get_caps` hook offers oVirt Engine.
+    pub machine_types: Vec<String>,
     pub accept: BTreeSet<Loss>,
     /// Where each non-default setting came from, by key.
     pub sources: BTreeMap<&'static str, Source>,
@@ -143,6 +149,7 @@ impl Default for Policy {
             empty_cdrom: EmptyCdrom::Keep,
             agent_channels: AgentChannels::Xen,
             graphics_listen: None,
+            machine_types: DEFAULT_MACHINE_TYPES.iter().map(|m| m.to_string()).collect(),
             accept: BTreeSet::new(),
             sources: BTreeMap::new(),
         }
@@ -157,6 +164,38 @@ impl Policy {
 
     pub fn accepts(&self, loss: Loss) -> bool {
         self.accept.contains(&loss)
+    }
+}
+
+/// The machine types oVirt Engine looks for in a host's `emulatedMachines`,
+/// i440fx then q35: its `ClusterEmulatedMachines` for x86 at cluster levels
+/// 4.2 to 4.7 (ovirt-engine's `0000_config.sql` and upgrade scripts). Every
+/// VM runs on Xen's own machine whatever it asks, so a name only tells the
+/// Engine which chipset family it may ask for (q35 for UEFI VMs).
+pub const DEFAULT_MACHINE_TYPES: &[&str] = &[
+    "pc-i440fx-rhel7.3.0",
+    "pc-i440fx-2.6",
+    "pc-i440fx-rhel7.6.0",
+    "pc-i440fx-2.12",
+    "pc-q35-rhel8.1.0",
+    "pc-q35-rhel8.3.0",
+    "pc-q35-rhel8.4.0",
+    "pc-q35-rhel8.5.0",
+    "pc-q35-rhel8.6.0",
+    "pc-q35-4.1",
+];
+
+/// The chipset of a machine type as oVirt Engine reads it
+/// (`ChipsetType.fromMachineType`): a `-`-separated part `i440fx` or `q35`,
+/// else `pc` for i440fx; `None` for anything else (`pseries`, `xenfv`…).
+pub fn chipset_of(machine: &str) -> Option<&'static str> {
+    let parts: Vec<String> = machine.split('-').map(str::to_lowercase).collect();
+    if parts.iter().any(|p| p == "q35") {
+        Some("q35")
+    } else if parts.iter().any(|p| p == "i440fx" || p == "pc") {
+        Some("i440fx")
+    } else {
+        None
     }
 }
 
@@ -181,6 +220,7 @@ pub const KEYS: &[Key] = &[
     Key { name: "empty_cdrom", values: "\"keep\" | \"remove\"", default: "\"keep\"", doc: "keep empty CD-ROM drives (without a <source>), or remove them (then \"Change CD\" cannot insert media)" },
     Key { name: "agent_channels", values: "\"xen\" | \"drop\"", default: "\"xen\"", doc: "make guest-agent channels Xen PV channels on the same socket, or remove them" },
     Key { name: "graphics_listen", values: "IP address", default: "(none: 0.0.0.0 with a warning)", doc: "the console listen address when the Vdsm network's bridge has no IPv4 address on this host" },
+    Key { name: "machine_types", values: "list of i440fx or q35 machine type names", default: "[\"pc-i440fx-rhel7.3.0\", \"pc-i440fx-2.6\", \"pc-i440fx-rhel7.6.0\", \"pc-i440fx-2.12\", \"pc-q35-rhel8.1.0\", \"pc-q35-rhel8.3.0\", \"pc-q35-rhel8.4.0\", \"pc-q35-rhel8.5.0\", \"pc-q35-rhel8.6.0\", \"pc-q35-4.1\"]", doc: "the machine types a Xen dom0 offers oVirt Engine (its after_get_caps hook; the Engine's own names, cluster levels 4.2 to 4.7): VMs run on Xen's own machine whatever they ask, so leave out the q35 names to keep UEFI VMs, which need q35, off the host" },
     Key { name: "accept", values: "list of loss ids", default: "[]", doc: "the controls Xen cannot honour whose loss the administrator accepts (see the loss ids)" },
 ];
 
@@ -313,6 +353,10 @@ impl Policy {
             "empty_cdrom" => quoted(if self.empty_cdrom == EmptyCdrom::Remove { "remove" } else { "keep" }),
             "agent_channels" => quoted(if self.agent_channels == AgentChannels::Drop { "drop" } else { "xen" }),
             "graphics_listen" => self.graphics_listen.as_deref().map_or("(none)".into(), quoted),
+            "machine_types" => {
+                let names: Vec<String> = self.machine_types.iter().map(|m| quoted(m)).collect();
+                format!("[{}]", names.join(", "))
+            }
             _ => {
                 let ids: Vec<String> = self.accept.iter().map(|l| quoted(l.id())).collect();
                 format!("[{}]", ids.join(", "))
@@ -394,6 +438,22 @@ impl Policy {
                 let v = text(&raw)?;
                 v.parse::<IpAddr>().map_err(|_| err(format!("'{v}' is not an IP address")))?;
                 self.graphics_listen = Some(v);
+            }
+            "machine_types" => {
+                let items: Vec<String> = match &raw {
+                    Raw::List(items) => items.iter().map(text).collect::<Result<_, _>>()?,
+                    Raw::Text(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                    other => return Err(err(format!("expected a list of machine types, found {}", other.type_name()))),
+                };
+                if let Some(bad) = items.iter().find(|m| chipset_of(m).is_none()) {
+                    return Err(err(format!(
+                        "'{bad}' is neither an i440fx nor a q35 machine type (pc-i440fx-…, pc-q35-…)"
+                    )));
+                }
+                if items.is_empty() {
+                    return Err(err("the list is empty: the Engine admits no host without a machine type".into()));
+                }
+                self.machine_types = items;
             }
             _ => {
                 // "accept": a list, or comma-separated text from a property or flag.
@@ -477,6 +537,34 @@ mod tests {
             .map(|l| format!("{}\n", &l[1..]))
             .collect();
         Policy::default().apply_toml(&uncommented, "x").unwrap();
+    }
+
+    #[test]
+    fn every_documented_default_is_the_defaults_value() {
+        let p = Policy::default();
+        for k in KEYS.iter().filter(|k| !k.default.starts_with('(')) {
+            assert_eq!(p.value_of(k.name), k.default, "{}", k.name);
+        }
+        assert_eq!(p.machine_types, DEFAULT_MACHINE_TYPES);
+    }
+
+    #[test]
+    fn machine_types_are_i440fx_or_q35_names() {
+        let mut p = Policy::default();
+        p.apply_toml("machine_types = [\"pc-q35-rhel9.2.0\", \"pc\"]\n", "x.toml").unwrap();
+        assert_eq!(p.machine_types, ["pc-q35-rhel9.2.0", "pc"]);
+        p.set("machine_types", Raw::Text("pc-i440fx-2.12, q35".into()), Source::Flag { name: "--set".into() }).unwrap();
+        assert_eq!(p.machine_types, ["pc-i440fx-2.12", "q35"]);
+        let e = p.apply_toml("machine_types = [\"pc-q35-4.1\", \"pseries-rhel8.4.0\"]\n", "x.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid policy in x.toml line 1: machine_types: 'pseries-rhel8.4.0' is neither an i440fx nor a q35 machine type (pc-i440fx-…, pc-q35-…)"
+        );
+        let e = p.apply_toml("machine_types = []\n", "x.toml").unwrap_err();
+        assert!(e.to_string().contains("the list is empty"), "{e}");
+        assert_eq!(chipset_of("pc-i440fx-rhel7.6.0"), Some("i440fx"));
+        assert_eq!(chipset_of("pc-Q35-4.1"), Some("q35"));
+        assert_eq!(chipset_of("xenfv"), None);
     }
 
     #[test]

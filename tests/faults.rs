@@ -208,7 +208,10 @@ fn fifty_hooks_at_once_do_not_interfere() {
             Command::new(env!("CARGO_BIN_EXE_xenify"))
                 .env("_hook_domxml", dst)
                 .env("XENIFY_CONFIG", "/dev/null")
-                .env("xenify_accept", "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm")
+                .env(
+                    "xenify_accept",
+                    "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough",
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -14,6 +14,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+fn read_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -71,6 +75,7 @@ fn script(action: &str, destdir: &Path) -> Output {
         "ZSHCOMPDIR",
         "FISHCOMPDIR",
         "SYSCONFDIR",
+        "DOCDIR",
         "VDSM_HOOKS_DIR",
         "MANIFEST",
         "CONFIG_SRC",
@@ -116,7 +121,7 @@ fn install_lays_out_the_binary_links_config_man_pages_and_completions() {
     assert_eq!(std::fs::read(&bin).unwrap(), std::fs::read(XENIFY).unwrap());
 
     let points = makefile_points();
-    assert_eq!(points.len(), 6, "{points:?}");
+    assert_eq!(points.len(), 8, "{points:?}");
     for point in &points {
         let link = d.path(&format!("/usr/libexec/vdsm/hooks/{point}/50_xenify"));
         let target = std::fs::read_link(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
@@ -131,6 +136,26 @@ fn install_lays_out_the_binary_links_config_man_pages_and_completions() {
         let bytes = std::fs::read(d.path(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
         assert_eq!(bytes[..2], [0x1f, 0x8b], "{page} is not gzip");
     }
+    // The sudoers rule of after_get_caps, read-only as sudo wants it.
+    let sudoers = d.path("/etc/sudoers.d/50_vdsm_hook_xenify");
+    assert_eq!(
+        std::fs::read(&sudoers).unwrap(),
+        std::fs::read(root().join("packaging/sudoers/50_vdsm_hook_xenify")).unwrap()
+    );
+    assert_eq!(std::fs::metadata(&sudoers).unwrap().permissions().mode() & 0o777, 0o440);
+    // Every Vdsm patch, byte for byte, with the documentation.
+    let mut shipped: Vec<String> = std::fs::read_dir(root().join("packaging/vdsm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".patch"))
+        .collect();
+    shipped.sort();
+    assert!(shipped.len() >= 3, "{shipped:?}");
+    for name in &shipped {
+        let installed = d.path(&format!("/usr/share/doc/xenify/vdsm/{name}"));
+        assert_eq!(read_bytes(&installed), std::fs::read(root().join("packaging/vdsm").join(name)).unwrap());
+    }
+
     let bash = std::fs::read_to_string(d.path("/usr/share/bash-completion/completions/xenify")).unwrap();
     assert!(bash.contains("xenify"), "{bash}");
     assert!(d.path("/usr/share/zsh/site-functions/_xenify").is_file());
@@ -183,10 +208,10 @@ fn uninstall_leaves_what_was_there_before_install() {
     assert_eq!(tree(&d.0), before);
 }
 
-/// The six rows of the table under "## The six points".
+/// The rows of the table under "## The eight points".
 fn readme_points() -> Vec<String> {
     let readme = read("hooks/README.md");
-    let section = readme.split("## The six points").nth(1).expect("hooks/README.md: no '## The six points'");
+    let section = readme.split("## The eight points").nth(1).expect("hooks/README.md: no '## The eight points'");
     let section = section.split("\n## ").next().unwrap();
     section.lines().filter_map(|l| l.strip_prefix("| `")).map(|l| l.split('`').next().unwrap().to_string()).collect()
 }
@@ -205,7 +230,7 @@ fn the_hook_points_agree_in_the_binary_makefile_spec_and_readme() {
     let out = Command::new(XENIFY).args(["generate", "hook-points"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let binary: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect();
-    assert_eq!(binary.len(), 6, "{binary:?}");
+    assert_eq!(binary.len(), 8, "{binary:?}");
     assert_eq!(makefile_points(), binary, "HOOK_POINTS in the Makefile");
     assert_eq!(spec_points(), binary, "%files in packaging/xenify.spec");
     assert_eq!(readme_points(), binary, "the table in hooks/README.md");

@@ -3,7 +3,9 @@
 //! whitespace, empty-element forms, comments in odd places, namespace
 //! prefixes). For every one: the output parses, a second run changes
 //! nothing, `<uuid>` and every element inside `<metadata>` come out
-//! byte-identical, and everything that is gone has a finding.
+//! byte-identical, everything that is gone has a finding, and nothing xenify
+//! converts is left anywhere, in a second copy of `<devices>`, `<os>`,
+//! `<clock>` or `<features>` either (libvirt reads such copies as one).
 
 mod common;
 
@@ -316,7 +318,26 @@ fn domain(seed: u64, devices: usize) -> String {
         }
         devs = devs.kid(dev);
     }
+    // A second copy of what libvirt reads as one (`./devices/*`,
+    // `./os/loader[1]`, `./clock/timer`, `./features/*`), each holding
+    // something xenify must convert there too.
+    if g.chance(25) && devs.kids.len() > 1 {
+        let at = 1 + g.below(devs.kids.len() - 1);
+        let rest = devs.kids.split_off(at);
+        d = d.kid(devs);
+        devs = e("devices", &[]);
+        devs.kids = rest;
+    }
     d = d.kid(devs);
+    if g.chance(15) {
+        d = d.kid(e("os", &[]).kid(e("loader", &[("readonly", "yes")]).text("/usr/share/seabios/bios-256k.bin")));
+    }
+    if g.chance(15) {
+        d = d.kid(e("clock", &[("offset", "variable")]).kid(e("timer", &[("name", "pit"), ("tickpolicy", "delay")])));
+    }
+    if g.chance(15) {
+        d = d.kid(e("features", &[]).kid(e("kvm", &[]).kid(e("hidden", &[("state", "on")]))));
+    }
     let mut meta = e("metadata", &[]);
     let ns = format!("xmlns:{prefix}");
     meta = meta.kid(
@@ -349,6 +370,30 @@ fn domain(seed: u64, devices: usize) -> String {
     out
 }
 
+/// What xenify converts wherever it is, left in `out`: a copy of an element
+/// libvirt reads as one must be converted like the first.
+fn kvm_left(out: &str) -> Vec<String> {
+    let Ok(doc) = roxmltree::Document::parse(out) else { return vec!["unparsable".into()] };
+    let mut left = Vec::new();
+    for n in doc.descendants().filter(|n| n.is_element()) {
+        let name = n.tag_name().name();
+        let attr = |a: &str| n.attribute(a).unwrap_or("");
+        let parent = n.parent_element().map(|p| p.tag_name().name()).unwrap_or("");
+        let kvm = match name {
+            "timer" => matches!(attr("name"), "rtc" | "pit" | "kvmclock" | "hypervclock"),
+            "filterref" | "emulator" | "kvm" | "vmport" => true,
+            "model" => parent == "interface" && attr("type") == "virtio",
+            "target" => parent == "disk" && attr("bus") == "virtio",
+            "loader" => n.text().is_some_and(|t| t.contains("seabios")),
+            _ => false,
+        };
+        if kvm {
+            left.push(out[n.range()].to_string());
+        }
+    }
+    left
+}
+
 /// The bytes of the first element named `name` (with its end tag).
 fn element_bytes<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     let doc = roxmltree::Document::parse(text).ok()?;
@@ -376,6 +421,8 @@ proptest! {
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         let Some(out) = c.output() else { return Ok(()) };
         prop_assert!(roxmltree::Document::parse(&out).is_ok(), "output does not parse:\n{out}");
+        let left = kvm_left(&out);
+        prop_assert!(left.is_empty(), "left unconverted: {:?}\n{}", left, out);
         prop_assert_eq!(element_bytes(&out, "uuid"), element_bytes(&text, "uuid"));
         let before = metadata_children(&text);
         let after = metadata_children(&out);
@@ -392,6 +439,14 @@ fn the_generator_covers_what_it_claims() {
     assert!(docs.iter().any(|d| d.contains("='")) && docs.iter().any(|d| d.contains("=\"")));
     assert!(docs.iter().any(|d| d.contains("<!-- vdsm: generated -->")));
     assert!(docs.iter().any(|d| d.contains("ns0:vm")) && docs.iter().any(|d| d.contains("ovirt-vm:vm")));
+    // Second copies of what libvirt reads as one.
+    for twice in ["devices", "os", "clock", "features"] {
+        let copies = |d: &String| {
+            let doc = roxmltree::Document::parse(d).unwrap();
+            doc.root_element().children().filter(|c| c.has_tag_name(twice)).count()
+        };
+        assert!(docs.iter().any(|d| copies(d) > 1), "no second <{twice}>");
+    }
     let refused =
         docs.iter().filter(|d| xenify::convert_all(d, &xenify::Policy::accepting_all()).unwrap().refused()).count();
     assert!(refused < docs.len() / 2, "most generated domains should convert ({refused} refused)");

@@ -51,7 +51,8 @@ fn run(cx: &mut Cx) {
     };
     let has_disk =
         devices.iter().any(|d| cx.doc().is(*d, "disk") && matches!(device_kind(cx.doc(), *d), "disk" | "lun"));
-    let os_boots: Vec<El> = cx.doc().children_named(os, "boot").collect();
+    // libvirt reads the boot entries of every <os> (`./os/boot`).
+    let os_boots: Vec<El> = cx.all("os").into_iter().flat_map(|o| cx.doc().children_named(o, "boot")).collect();
     if cx.pvh() {
         for (_, _, b, _) in entries {
             cx.remove(b, "per-device boot order: a PVH guest boots its kernel directly");

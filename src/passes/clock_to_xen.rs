@@ -9,6 +9,7 @@
 //! `<clock offset='variable'><timer name='rtc' tickpolicy='catchup'/></clock>` → `<clock offset='variable'/>`
 
 use super::{Cx, Pass};
+use crate::doc::El;
 
 pub const PASS: Pass = Pass {
     name: "clock-to-xen",
@@ -19,15 +20,29 @@ pub const PASS: Pass = Pass {
 const REJECTED: &[&str] = &["rtc", "pit", "kvmclock", "hypervclock", "platform", "armvtimer"];
 
 fn run(cx: &mut Cx) {
-    let Some(domain) = cx.domain() else { return };
-    let Some(clock) = cx.doc().child(domain, "clock") else {
-        return;
-    };
+    // libvirt reads the timers of every <clock> (`./clock/timer`).
+    for clock in cx.all("clock") {
+        convert(cx, clock);
+    }
+}
+
+fn convert(cx: &mut Cx, clock: El) {
     if let Some(o @ ("timezone" | "absolute")) = cx.doc().attr(clock, "offset") {
         let message = format!(
             "clock offset='{o}' is rejected by libvirt's libxl driver and has no honest Xen equivalent; use 'utc', 'localtime' or 'variable'"
         );
         cx.refuse(cx.doc().attr_path(clock, "offset"), message);
+    }
+    // The engine writes a Windows guest's time zone as the adjustment, so
+    // west of Greenwich it is negative. libvirt's libxl driver passes it to
+    // libxl as is and the guest's clock is right; only libvirt's xl.cfg
+    // export (`virsh domxml-to-native`) writes a negative number xl cannot
+    // read. Refusing those guests would be worse than saying so.
+    if cx.doc().attr(clock, "adjustment").and_then(|a| a.trim().parse::<i64>().ok()).is_some_and(|a| a < 0) {
+        cx.warn(
+            cx.doc().attr_path(clock, "adjustment"),
+            "a negative clock adjustment: libvirt's libxl driver starts the guest with it, but the xl.cfg that `virsh domxml-to-native xen-xl` writes for this VM holds a negative rtc_timeoffset, which xl cannot read",
+        );
     }
     let timers: Vec<_> = cx.doc().children_named(clock, "timer").collect();
     for t in timers {

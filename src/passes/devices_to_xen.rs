@@ -13,7 +13,7 @@ use crate::policy::Loss;
 
 pub const PASS: Pass = Pass {
     name: "devices-to-xen",
-    summary: "drop KVM controllers, USB keyboards, ignored devices (rng, watchdog, …); sound models; vTPM only as accepted loss tpm",
+    summary: "controllers and ignored devices (rng, watchdog, …) kept only if the engine tracks them, USB keyboards dropped, sound models; vTPM only as accepted loss tpm",
     run,
 };
 
@@ -67,10 +67,33 @@ fn run(cx: &mut Cx) {
             ),
             "parallel" => cx.remove_warn(dev, "<parallel>: libxl rejects parallel ports on HVM", "the guest has no parallel port"),
             _ => match ignored(&name, cx.doc().attr(dev, "action")) {
+                Some(consequence) if cx.keep_tracked(dev, Some(&consequence)) => {}
                 Some(consequence) => cx.remove_warn(dev, format!("<{name}>: libxl ignores it"), consequence),
                 None => cx.warn(cx.doc().path(dev), format!("<{name}> is unknown to xenify and kept as it is; check that libxl supports it")),
             },
         }
+    }
+    audio_references(cx);
+}
+
+/// A sound card or a VNC console names its audio backend (`<sound><audio
+/// id='2'/>`), and libvirt rejects a reference to a backend that is not
+/// there ("no audio device with ID 2"): once the ignored `<audio>` backends
+/// are gone, they use libxl's default backend.
+fn audio_references(cx: &mut Cx) {
+    let doc = cx.doc();
+    let ids: Vec<String> =
+        cx.devices_named("audio").into_iter().filter_map(|a| doc.attr(a, "id").map(str::to_string)).collect();
+    let dangling: Vec<El> = cx
+        .devices()
+        .into_iter()
+        .filter(|d| !doc.is(*d, "audio"))
+        .flat_map(|d| doc.children_named(d, "audio").collect::<Vec<_>>())
+        .filter(|r| !doc.attr(*r, "id").is_some_and(|id| ids.iter().any(|i| i == id)))
+        .collect();
+    for r in dangling {
+        let id = cx.doc().attr(r, "id").unwrap_or("").to_string();
+        cx.remove(r, format!("the reference to audio backend {id}, which is gone: libvirt rejects a reference to a missing backend; the device uses libxl's default"));
     }
 }
 
@@ -98,12 +121,36 @@ fn ignored(name: &str, action: Option<&str>) -> Option<String> {
     })
 }
 
+/// libxl builds Xen's own controllers and ignores the others, so they go,
+/// unless the engine tracks them by alias; a tracked KVM USB controller
+/// (rejected by libvirt) becomes the USB controller Xen has, qusb2.
 fn controller(cx: &mut Cx, c: El) {
     let ty = cx.doc().attr(c, "type").unwrap_or("").to_string();
     let model = cx.doc().attr(c, "model").unwrap_or("").to_string();
     match ty.as_str() {
         "xenbus" => {}
         "usb" if model.starts_with("qusb") => {}
+        "usb" if model == "none" => cx.remove(
+            c,
+            "USB controller model 'none': libvirt rejects it on Xen, which adds no USB controller unless one is needed",
+        ),
+        "usb" if cx.user_alias(c).is_some() => {
+            cx.set_attr(
+                c,
+                "model",
+                "qusb2",
+                "libvirt rejects KVM USB models on Xen; a Xen PV USB controller (qusb2) takes its place, so Vdsm and the engine keep tracking it by its alias",
+            );
+            let ports = cx.doc().attr(c, "ports").and_then(|p| p.parse::<u32>().ok());
+            if ports.is_some_and(|p| !(1..=31).contains(&p)) {
+                cx.remove_attr(c, "ports", "is out of the range a Xen PV USB controller has (1-31)");
+            }
+            cx.keep_tracked(c, None);
+            cx.warn(
+                cx.doc().path(c),
+                "the guest's USB controller is now a Xen PV USB controller, which only guests with a PV USB driver see; the emulated USB tablet works without it",
+            );
+        }
         "usb" => {
             let model = if model.is_empty() { "default".to_string() } else { model };
             cx.remove(
@@ -112,6 +159,7 @@ fn controller(cx: &mut Cx, c: El) {
             );
         }
         "virtio-serial" => {}
+        _ if cx.keep_tracked(c, None) => {}
         _ => cx.remove(c, format!("{ty} controller: libxl ignores controllers; Xen builds its own")),
     }
 }

@@ -6,7 +6,7 @@
 //! `<features><acpi/><kvm><hidden state='on'/></kvm></features>` → `<features><acpi/><apic/><pae/></features>`
 
 use super::{Cx, Pass};
-use crate::doc::{At, NewEl};
+use crate::doc::{At, El, NewEl};
 
 pub const PASS: Pass = Pass {
     name: "features-to-xen",
@@ -42,27 +42,36 @@ const HYPERV_KEPT: &[&str] = &["relaxed", "vapic", "vpindex", "synic", "stimer",
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
-    let features = match cx.doc().child(domain, "features") {
-        Some(f) => f,
-        None if cx.pvh() => return,
-        None => {
-            let at = match cx.doc().child(domain, "os") {
-                Some(os) => At::After(os),
-                None => At::Last,
-            };
-            cx.add(domain, at, NewEl::new("features"), "libxl switches off APIC and PAE unless they are written out")
-        }
-    };
+    let mut copies = cx.all("features");
+    if copies.is_empty() && !cx.pvh() {
+        let at = match cx.doc().child(domain, "os") {
+            Some(os) => At::After(os),
+            None => At::Last,
+        };
+        copies.push(cx.add(
+            domain,
+            at,
+            NewEl::new("features"),
+            "libxl switches off APIC and PAE unless they are written out",
+        ));
+    }
     if !cx.pvh() {
         for (name, why) in [
             ("apic", "on libxl an absent <apic/> means no APIC (KVM gives one regardless)"),
             ("pae", "written out, as libvirt's own Xen HVM domains have it"),
         ] {
-            if cx.doc().child(features, name).is_none() {
-                cx.add(features, At::Last, NewEl::new(name), why);
+            if !copies.iter().any(|f| cx.doc().child(*f, name).is_some()) {
+                cx.add(copies[0], At::Last, NewEl::new(name), why);
             }
         }
     }
+    // libvirt reads the children of every copy (`./features/*`).
+    for features in copies {
+        convert(cx, features);
+    }
+}
+
+fn convert(cx: &mut Cx, features: El) {
     let kids: Vec<_> = cx.doc().children(features).collect();
     for f in kids {
         let name = cx.doc().qname(f).to_string();

@@ -21,6 +21,16 @@ fn run(cx: &mut Cx) {
     let cdroms: Vec<El> = all.iter().copied().filter(|d| is_cdrom(cx.doc(), *d)).collect();
     for c in cdroms {
         cx.drop_duplicates_of(c, "source", " of a CD-ROM");
+        if cx.doc().attr(c, "type") == Some("network") {
+            let source = cx.doc().child(c, "source");
+            let protocol = source.and_then(|s| cx.doc().attr(s, "protocol")).unwrap_or("(none)").to_string();
+            if protocol != "rbd" {
+                cx.refuse(
+                    cx.doc().path(c),
+                    format!("CD-ROM over network protocol '{protocol}': libxl opens only rbd network images (\"Unsupported network block protocol\"); copy the image to the host and attach it as a file"),
+                );
+            }
+        }
         if has_media(cx.doc(), c) {
             continue;
         }
@@ -64,5 +74,6 @@ fn run(cx: &mut Cx) {
             }
         }
         cx.remove_children(c, &["serial", "address"], "is ignored by libxl");
+        cx.keep_alias(c);
     }
 }

@@ -14,46 +14,98 @@ use crate::policy::Loss;
 pub const PASS: Pass = Pass {
     name: "graphics-to-xen",
     summary:
-        "explicit listen addresses, one console of SPICE/VNC, SPICE TLS only as the accepted loss graphics-security",
+        "explicit listen addresses (no IPv6 for VNC), SPICE and VNC kept on HVM, console TLS and ticket expiry only as the accepted loss graphics-security",
     run,
 };
+
+/// The password Vdsm writes, with an expiry in 1970, for a console that
+/// nobody may open until the engine sets a ticket.
+const VDSM_LOCKED_PASSWORD: &str = "*****";
 
 /// Children of `<graphics type='spice'>` that VNC does not have.
 const SPICE_ONLY: &[&str] =
     &["channel", "image", "jpeg", "zlib", "playback", "streaming", "clipboard", "mouse", "filetransfer", "gl"];
 
 fn run(cx: &mut Cx) {
-    let mut kept: Option<El> = None;
+    let mut kept: Vec<El> = Vec::new();
     for g in cx.devices_named("graphics") {
         let ty = cx.doc().attr(g, "type").unwrap_or("").to_string();
+        let same = kept.iter().copied().find(|k| cx.doc().attr(*k, "type") == Some(ty.as_str()));
         if !matches!(ty.as_str(), "vnc" | "spice" | "sdl") {
             cx.remove_warn(
                 g,
                 format!("<graphics type='{ty}'>: libvirt's libxl driver rejects it (or, for dbus and egl-headless, aborts the daemon)"),
                 format!("the guest has no {ty} display"),
             );
-        } else if let Some(first) = kept {
+        } else if let Some(first) = kept.first().copied().filter(|_| cx.pvh() || same.is_some()) {
             let first_ty = cx.doc().attr(first, "type").unwrap_or("").to_string();
+            let why = if same.is_some() {
+                format!("second {ty} console: libxl enables only the first")
+            } else {
+                format!("second console <graphics type='{ty}'>: libxl would give a PVH guest a second framebuffer, which it did not have")
+            };
             cx.remove_warn(
                 g,
-                format!("second console <graphics type='{ty}'>: libxl enables only one on HVM"),
-                format!("the console is {first_ty} only"),
+                why,
+                format!("the console is {first_ty} only, and after a restart Vdsm tracks that one console"),
             );
         } else {
-            kept = Some(g);
+            kept.push(g);
         }
     }
-    let Some(g) = kept else { return };
-    security(cx, g);
-    let spice = cx.doc().attr(g, "type") == Some("spice");
-    if spice && cx.pvh() {
-        cx.set_attr(g, "type", "vnc", "libxl gives PVH guests no SPICE display");
-        cx.remove_children(g, SPICE_ONLY, "is a SPICE setting");
-        cx.remove_attrs(g, &["defaultMode"], "is a SPICE setting");
-    } else if spice {
-        clipboard(cx, g);
+    // On HVM libxl enables SPICE when there is one, else VNC or SDL. A
+    // console it leaves off stays, secured like the other, because Vdsm and
+    // the engine track both (Vdsm rebuilds its graphics devices from
+    // libvirt's XML after a restart).
+    let spice = kept.iter().copied().find(|g| cx.doc().attr(*g, "type") == Some("spice"));
+    for g in kept {
+        security(cx, g);
+        let is_spice = cx.doc().attr(g, "type") == Some("spice");
+        if is_spice && cx.pvh() {
+            cx.set_attr(g, "type", "vnc", "libxl gives PVH guests no SPICE display");
+            cx.remove_children(g, SPICE_ONLY, "is a SPICE setting");
+            cx.remove_attrs(g, &["defaultMode"], "is a SPICE setting");
+        } else if is_spice {
+            clipboard(cx, g);
+        } else if spice.is_some() && !cx.pvh() {
+            let ty = cx.doc().attr(g, "type").unwrap_or("").to_string();
+            cx.warn(
+                cx.doc().path(g),
+                format!("libxl enables only the SPICE console when an HVM guest has both: this {ty} console is kept so that Vdsm and the engine still track it, but it does not listen"),
+            );
+        }
+        listens(cx, g);
+        vnc_ipv6(cx, g);
     }
-    listens(cx, g);
+}
+
+/// libxl reads a `:` in a VNC listen address as "host:display" and then
+/// refuses it or hands qemu a display it did not mean, so an IPv6 VNC
+/// address becomes the policy's graphics_listen when that has no `:`, and
+/// is refused otherwise.
+fn vnc_ipv6(cx: &mut Cx, g: El) {
+    if cx.doc().attr(g, "type") != Some("vnc") {
+        return;
+    }
+    let fallback = cx.policy.graphics_listen.clone().filter(|a| !a.contains(':'));
+    let listens: Vec<El> = cx.doc().children_named(g, "listen").collect();
+    let mut holders: Vec<(El, Option<String>)> = vec![(g, None)];
+    holders.extend(listens.into_iter().map(|l| (l, Some("address".to_string()))));
+    for (e, attr) in holders {
+        let name = attr.as_deref().unwrap_or("listen");
+        let Some(address) = cx.doc().attr(e, name).map(str::to_string).filter(|a| a.contains(':')) else {
+            continue;
+        };
+        match &fallback {
+            Some(v4) => {
+                cx.set_attr(e, name, v4, "libxl reads a ':' in a VNC listen address as host:display; the policy's graphics_listen is used instead");
+            }
+            None => cx.refuse(
+                cx.doc().attr_path(e, name),
+                format!("VNC listen address '{address}' is IPv6: libxl reads a ':' in it as host:display and would listen elsewhere or fail; set graphics_listen in the policy to an IPv4 address (or 0.0.0.0) for this console"),
+            ),
+        }
+    }
 }
 
 /// TLS and ticket expiry: controls libxl ignores.
@@ -91,8 +143,20 @@ fn security(cx: &mut Cx, g: El) {
         let name = cx.doc().attr(c, "name").unwrap_or("?").to_string();
         cx.remove(c, format!("secure SPICE channel '{name}': libxl ignores it, there is no TLS"));
     }
+    let placeholder =
+        cx.doc().attr(g, "passwd") == Some(VDSM_LOCKED_PASSWORD) && cx.doc().attr(g, "passwdValidTo").is_some();
     cx.remove_attr(g, "passwdValidTo", "is ignored by libxl: the console password never expires");
-    cx.accepted(path, Loss::GraphicsSecurity, "console traffic is unencrypted and its password does not expire");
+    cx.accepted(
+        path.clone(),
+        Loss::GraphicsSecurity,
+        "console traffic is unencrypted and its password does not expire",
+    );
+    if placeholder {
+        cx.warn(
+            path,
+            format!("the password is Vdsm's placeholder '{VDSM_LOCKED_PASSWORD}', which kept the console locked until the engine set a ticket; on Xen it never expires, and no ticket can be set (libxl cannot update a running console): anyone who reaches the console port can log in with '{VDSM_LOCKED_PASSWORD}': let only administrators reach it (a firewall on the host)"),
+        );
+    }
 }
 
 /// A kept SPICE console gets its agent (which the removed spicevmc channel
@@ -102,11 +166,11 @@ fn clipboard(cx: &mut Cx, g: El) {
     if doc.child(g, "clipboard").is_some() {
         return;
     }
-    let Some(devices) = cx.domain().and_then(|d| doc.child(d, "devices")) else {
-        return;
-    };
-    let had_agent =
-        doc.children_in_input(devices).any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
+    let had_agent = cx
+        .all("devices")
+        .into_iter()
+        .flat_map(|devices| doc.children_in_input(devices))
+        .any(|c| doc.is(c, "channel") && doc.attr(c, "type") == Some("spicevmc"));
     if had_agent {
         cx.add(
             g,

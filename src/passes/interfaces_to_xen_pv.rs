@@ -23,6 +23,7 @@ const IGNORED_CHILDREN: &[&str] = &["backend", "tune", "coalesce", "rom", "addre
 
 fn run(cx: &mut Cx) {
     for nic in cx.devices_named("interface") {
+        cx.keep_alias(nic);
         let ty = cx.doc().attr(nic, "type").unwrap_or("").to_string();
         match ty.as_str() {
             "bridge" | "ethernet" => {}

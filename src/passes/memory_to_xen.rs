@@ -30,7 +30,25 @@ fn run(cx: &mut Cx) {
     }
     let Some(domain) = cx.domain() else { return };
     cx.remove_children(domain, &["maxMemory"], "(memory hot-plug slots): no memory hot-plug on Xen");
+    // libvirt reads only the first of these; a later one must not come to
+    // light when the first changes.
+    cx.drop_duplicates(domain, "memory");
+    cx.drop_duplicates(domain, "currentMemory");
     let memory = cx.doc().child(domain, "memory");
+    // A size libvirt would not read (negative, overflowing, an unknown
+    // unit) is refused rather than converted around.
+    for e in [memory, cx.doc().child(domain, "currentMemory")].into_iter().flatten() {
+        let text = cx.doc().text(e).unwrap_or("").trim().to_string();
+        let unit = cx.doc().attr(e, "unit").map(str::to_string);
+        if to_kib(&text, unit.as_deref()).is_none() {
+            let name = cx.doc().qname(e).to_string();
+            let shown = unit.map_or(text.clone(), |u| format!("{text} {u}"));
+            cx.refuse(
+                cx.doc().path(e),
+                format!("<{name}> of '{shown}' is not a memory size libvirt reads (a whole number of b, KiB, MiB, GiB, TiB or the like, at most 8 EiB)"),
+            );
+        }
+    }
     let total = memory.and_then(|m| to_kib(cx.doc().text(m)?, cx.doc().attr(m, "unit")));
     if let (Some(memory), Some(total)) = (memory, total) {
         if let Some(current) = cx.doc().child(domain, "currentMemory") {

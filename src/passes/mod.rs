@@ -227,8 +227,67 @@ impl<'r, 'a> Cx<'r, 'a> {
             self.push(Kind::Refused, path, message, None);
             return false;
         }
+        let why = match self.user_alias(e) {
+            Some(alias) => format!("{why}; Vdsm and the engine no longer track this device (alias {alias})"),
+            None => why,
+        };
         self.doc.remove(e);
         self.push(Kind::Removed, path, why, None);
+        true
+    }
+
+    /// The engine's user alias of device `e` (`<alias name='ua-…'/>`):
+    /// libvirt keeps only such aliases when it defines a domain, and Vdsm
+    /// and the engine track devices by them.
+    pub fn user_alias(&self, e: El) -> Option<String> {
+        let alias = self.doc.child(e, "alias")?;
+        self.doc.attr(alias, "name").filter(|n| n.starts_with("ua-")).map(str::to_string)
+    }
+
+    /// Makes the alias of device `e` one libvirt keeps. libvirt keeps only
+    /// user aliases (`ua-…`) when it defines a domain; a name it assigned
+    /// itself (`virtio-disk0`, `net0`: a live dump) is dropped, and Vdsm,
+    /// which matches disks to its own objects by alias, then confuses a disk
+    /// with a NIC that lost its alias too. The name is kept behind `ua-`.
+    pub fn keep_alias(&mut self, e: El) {
+        let Some(alias) = self.doc.child(e, "alias") else {
+            return;
+        };
+        let Some(name) = self.doc.attr(alias, "name").map(str::to_string) else {
+            return;
+        };
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name.starts_with("ua-") && valid {
+            self.set_attr(
+                alias,
+                "name",
+                &format!("ua-{name}"),
+                "libvirt keeps only user aliases (ua-) when it defines a domain, and Vdsm matches devices by alias",
+            );
+        }
+    }
+
+    /// Keeps device `e`, which libxl ignores, when the engine tracks it by
+    /// a user alias: removing it would make Vdsm and the engine lose it,
+    /// while keeping it adds nothing to the guest. Its KVM `<address>` goes;
+    /// `consequence`, if any, is what the guest lacks all the same. Returns
+    /// false, changing nothing, when `e` has no user alias (the caller
+    /// removes it then).
+    pub fn keep_tracked(&mut self, e: El, consequence: Option<&str>) -> bool {
+        let Some(alias) = self.user_alias(e) else {
+            return false;
+        };
+        for a in self.doc.children_named(e, "address").collect::<Vec<_>>() {
+            self.remove(a, "<address> is ignored by libxl");
+        }
+        if let Some(consequence) = consequence {
+            let name = self.doc.qname(e).to_string();
+            let path = self.doc.path(e);
+            self.warn(
+                path,
+                format!("<{name}> is kept because Vdsm and the engine track it by its alias {alias}, but libxl ignores it: {consequence}"),
+            );
+        }
         true
     }
 
@@ -379,13 +438,20 @@ impl<'r, 'a> Cx<'r, 'a> {
     fn devices_where(&self, keep: impl Fn(El) -> bool) -> Vec<El> {
         let r = self.doc.root();
         match self.domain() {
-            Some(d) => match self.doc.child(d, "devices") {
-                Some(devs) => self.doc.children(devs).filter(|c| keep(*c)).collect(),
-                None => Vec::new(),
-            },
+            Some(_) => {
+                self.all("devices").into_iter().flat_map(|devs| self.doc.children(devs)).filter(|c| keep(*c)).collect()
+            }
             None if is_device_element(self.doc.local(r)) && keep(r) => vec![r],
             None => Vec::new(),
         }
+    }
+
+    /// Every copy of the domain's child `name`. libvirt reads a repeated
+    /// `<devices>`, `<os>`, `<features>`, `<clock>` or `<cputune>` as one:
+    /// its queries (`./devices/disk`, `./clock/timer`, `./features/*`) match
+    /// the children of every copy, so a pass converts them all.
+    pub fn all(&self, name: &str) -> Vec<El> {
+        self.domain().map_or_else(Vec::new, |d| self.doc.children_named(d, name).collect())
     }
 
     /// The maximum vCPU count once `vcpus-to-xen` has clamped it to the

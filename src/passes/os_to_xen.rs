@@ -16,23 +16,29 @@ pub const PASS: Pass = Pass {
 };
 
 fn run(cx: &mut Cx) {
-    let Some(domain) = cx.domain() else { return };
-    let Some(os) = cx.doc().child(domain, "os") else {
-        return;
-    };
-    let Some(ty) = cx.doc().child(os, "type") else {
-        return;
-    };
-    let os_type = cx.doc().text(ty).unwrap_or("").trim().to_string();
-    if cx.pvh() {
-        to_pvh(cx, os, ty, &os_type);
-    } else if os_type == "hvm" {
-        cx.set_attr(
-            ty,
-            "machine",
-            "xenfv",
-            "Xen HVM guests run on qemu's xenfv machine; KVM machine types are ignored",
-        );
+    // Every copy of <os>: libvirt reads them as one (`./os/loader[1]` is
+    // the first loader of any of them).
+    let copies = cx.all("os");
+    let has_kernel = copies.iter().any(|os| cx.doc().child(*os, "kernel").is_some());
+    for (i, os) in copies.into_iter().enumerate() {
+        convert(cx, os, i == 0 && !has_kernel);
+    }
+}
+
+/// One `<os>`; `needs_kernel` when it is the one a PVH kernel goes into.
+fn convert(cx: &mut Cx, os: El, needs_kernel: bool) {
+    if let Some(ty) = cx.doc().child(os, "type") {
+        let os_type = cx.doc().text(ty).unwrap_or("").trim().to_string();
+        if cx.pvh() {
+            to_pvh(cx, os, ty, &os_type, needs_kernel);
+        } else if os_type == "hvm" {
+            cx.set_attr(
+                ty,
+                "machine",
+                "xenfv",
+                "Xen HVM guests run on qemu's xenfv machine; KVM machine types are ignored",
+            );
+        }
     }
     firmware(cx, os);
     for name in ["smbios", "bootmenu", "bios"] {
@@ -47,12 +53,12 @@ fn run(cx: &mut Cx) {
     }
 }
 
-fn to_pvh(cx: &mut Cx, os: El, ty: El, os_type: &str) {
+fn to_pvh(cx: &mut Cx, os: El, ty: El, os_type: &str, needs_kernel: bool) {
     if os_type != "xenpvh" {
         cx.set_text(ty, "xenpvh", "the policy asks for a PVH guest");
     }
     cx.set_attr(ty, "machine", "xenpvh", "PVH guests use the xenpvh machine");
-    if cx.doc().child(os, "kernel").is_some() {
+    if !needs_kernel {
         return;
     }
     match cx.policy.pvh_kernel.clone() {

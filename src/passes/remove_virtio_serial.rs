@@ -13,7 +13,7 @@ use crate::policy::AgentChannels;
 
 pub const PASS: Pass = Pass {
     name: "remove-virtio-serial",
-    summary: "drop the virtio-serial controller, guest-agent channels → Xen PV channels, drop SPICE agent channels and virtio consoles",
+    summary: "drop the untracked virtio-serial controller, guest-agent channels → Xen PV channels, drop SPICE agent channels and virtio consoles",
     run,
 };
 
@@ -25,7 +25,7 @@ const UNOPENABLE: &[&str] = &["spiceport", "spicevmc", "dbus", "qemu-vdagent", "
 
 fn run(cx: &mut Cx) {
     for c in cx.devices_named("controller") {
-        if cx.doc().attr(c, "type") == Some("virtio-serial") {
+        if cx.doc().attr(c, "type") == Some("virtio-serial") && !cx.keep_tracked(c, None) {
             cx.remove(c, "virtio-serial controller: Xen has no virtio-serial");
         }
     }
@@ -53,11 +53,11 @@ fn run(cx: &mut Cx) {
         } else if name == "console" && ttype == "virtio" {
             if src == "unix" {
                 let socket = socket(cx, dev).unwrap_or_default();
-                cx.remove_warn(
-                    dev,
-                    "virtio console: libxl builds no virtio consoles",
-                    format!("the console on {socket} (ovirt-vmconsole) is gone; only a <serial> console reaches a Xen HVM guest"),
-                );
+                let consequence = format!("the console on {socket} (ovirt-vmconsole) is gone; only a <serial> console reaches a Xen HVM guest");
+                if !cx.keep_tracked(dev, Some(&consequence)) {
+                    cx.remove_warn(dev, "virtio console: libxl builds no virtio consoles", consequence);
+                }
+            } else if cx.keep_tracked(dev, Some("libxl builds no virtio consoles")) {
             } else {
                 cx.remove(dev, "virtio console: libxl builds no virtio consoles");
             }
@@ -67,12 +67,40 @@ fn run(cx: &mut Cx) {
     }
     if cx.pvh() {
         pvh_console(cx);
+    } else {
+        serial_console_alias(cx);
     }
+}
+
+/// libvirt keeps the first `<console>` on a serial target only as a copy of
+/// the first `<serial>`, with the serial's alias: the engine's alias on the
+/// console (the ovirt-vmconsole console) is kept by giving it to the serial
+/// too, when that has none.
+fn serial_console_alias(cx: &mut Cx) {
+    let doc = cx.doc();
+    let devices = cx.devices();
+    let Some(console) = devices.iter().copied().find(|d| doc.is(*d, "console")) else {
+        return;
+    };
+    let on_serial = doc.child(console, "target").and_then(|t| doc.attr(t, "type")).is_none_or(|t| t == "serial");
+    let serial = devices.iter().copied().find(|d| doc.is(*d, "serial"));
+    let (Some(alias), Some(serial), true) = (cx.user_alias(console), serial, on_serial) else {
+        return;
+    };
+    if doc.child(serial, "alias").is_some() {
+        return;
+    }
+    cx.add(
+        serial,
+        At::Last,
+        NewEl::new("alias").attr("name", &alias),
+        "the console's alias: libvirt keeps a console on serial 0 as a copy of the serial, with the serial's alias, and the engine tracks the console by it",
+    );
 }
 
 fn channel(cx: &mut Cx, dev: El, target: Option<El>, ttype: &str, src: &str) {
     match (target, ttype) {
-        (Some(_), "xen") => {}
+        (Some(t), "xen") => socket_path(cx, dev, t, src),
         (Some(t), "virtio") if matches!(src, "unix" | "pty") => {
             let name = cx.doc().attr(t, "name").unwrap_or("").to_string();
             let agent = AGENTS.contains(&name.as_str()) || src == "unix";
@@ -97,6 +125,7 @@ fn channel(cx: &mut Cx, dev: El, target: Option<El>, ttype: &str, src: &str) {
                 );
                 cx.remove_attr(t, "state", "is reported by qemu for virtio channels only");
                 cx.remove_children(dev, &["address"], "(virtio-serial port): Xen channels have none");
+                socket_path(cx, dev, t, src);
             }
         }
         _ => {
@@ -152,6 +181,42 @@ fn pvh_console(cx: &mut Cx) {
         let console =
             NewEl::new("console").attr("type", "pty").child(NewEl::new("target").attr("type", "xen").attr("port", "0"));
         cx.add(devices, At::Last, console, "the Xen PV console of a PVH guest");
+    }
+}
+
+/// Where Vdsm keeps the host sockets of a VM's channels.
+const CHANNELS_DIR: &str = "/var/lib/libvirt/qemu/channels";
+
+/// A Xen channel on a unix socket needs the socket's path (xl: "channel
+/// connection 'socket' requires path"); one without it gets the path Vdsm
+/// uses, `<dir>/<vm uuid>.<channel name>`.
+fn socket_path(cx: &mut Cx, dev: El, target: El, src: &str) {
+    if src != "unix" || socket(cx, dev).is_some_and(|p| !p.is_empty()) {
+        return;
+    }
+    let name = cx.doc().attr(target, "name").unwrap_or("").to_string();
+    let uuid = cx
+        .domain()
+        .and_then(|d| cx.doc().child(d, "uuid"))
+        .and_then(|u| cx.doc().text(u))
+        .map(|u| u.trim().to_string());
+    let (Some(uuid), false) = (uuid, name.is_empty()) else {
+        cx.refuse(
+            cx.doc().path(dev),
+            "a unix channel without a socket path, whose path xenify cannot derive (it needs the VM's UUID and the channel's name): give the channel a <source path>",
+        );
+        return;
+    };
+    let path = format!("{CHANNELS_DIR}/{uuid}.{name}");
+    let why = "the socket path Vdsm uses for the channel; xl refuses a socket channel without one";
+    match cx.doc().child(dev, "source") {
+        Some(s) => {
+            cx.set_attr(s, "mode", "bind", "the host listens on the channel's socket");
+            cx.set_attr(s, "path", &path, why);
+        }
+        None => {
+            cx.add(dev, At::First, NewEl::new("source").attr("mode", "bind").attr("path", &path), why);
+        }
     }
 }
 

@@ -2,6 +2,10 @@
 
 use std::collections::BTreeSet;
 
+/// The largest memory size libvirt reads, in KiB: its limit is the largest
+/// signed 64-bit number of bytes ("numerical overflow: value too large").
+pub const MAX_KIB: u64 = i64::MAX as u64 / 1024;
+
 /// Reads `value` in `unit` (libvirt's default is KiB) as KiB, rounding up
 /// as libvirt does. `None` for anything libvirt would not parse.
 pub fn to_kib(value: &str, unit: Option<&str>) -> Option<u64> {
@@ -23,7 +27,7 @@ pub fn to_kib(value: &str, unit: Option<&str>) -> Option<u64> {
         _ => return None,
     };
     let kib = (n as u128 * bytes_per_unit).div_ceil(1024);
-    u64::try_from(kib).ok()
+    u64::try_from(kib).ok().filter(|k| *k <= MAX_KIB)
 }
 
 /// Reads a libvirt CPU set (`0-3,^2,8`) as the set of CPU ids, refusing
@@ -72,5 +76,9 @@ mod tests {
         assert_eq!(to_kib("1", Some("b")), Some(1));
         assert_eq!(to_kib("x", None), None);
         assert_eq!(to_kib("1", Some("furlong")), None);
+        assert_eq!(to_kib("-1", None), None);
+        assert_eq!(to_kib("9007199254740991", None), Some(MAX_KIB));
+        assert_eq!(to_kib("9007199254740992", None), None);
+        assert_eq!(to_kib("9", Some("EiB")), None);
     }
 }

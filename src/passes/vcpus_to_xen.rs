@@ -17,9 +17,28 @@ pub const PASS: Pass = Pass {
 
 fn run(cx: &mut Cx) {
     let Some(domain) = cx.domain() else { return };
+    cx.drop_duplicates(domain, "vcpu");
     let Some(vcpu) = cx.doc().child(domain, "vcpu") else {
         return;
     };
+    let count = |v: Option<&str>| v.is_none_or(|v| v.trim().parse::<u32>().is_ok_and(|n| n > 0));
+    let text = cx.doc().text(vcpu).map(str::to_string);
+    if !count(text.as_deref()) || text.is_none() {
+        let shown = text.unwrap_or_default();
+        cx.refuse(
+            cx.doc().path(vcpu),
+            format!("a vCPU count of '{}' is not one libvirt reads (a whole number from 1)", shown.trim()),
+        );
+        return;
+    }
+    if !count(cx.doc().attr(vcpu, "current")) {
+        let shown = cx.doc().attr(vcpu, "current").unwrap_or("").to_string();
+        cx.refuse(
+            cx.doc().attr_path(vcpu, "current"),
+            format!("a current vCPU count of '{shown}' is not one libvirt reads (a whole number from 1)"),
+        );
+        return;
+    }
     let Some((max, current)) = cx.vcpus() else {
         return;
     };
@@ -49,11 +68,19 @@ fn run(cx: &mut Cx) {
             "the vCPUs are no longer confined to that host CPU set; pin them with <cputune><vcpupin> instead",
         );
     }
-    if let Some(cputune) = cx.doc().child(domain, "cputune") {
+    // libvirt reads the pins of every <cputune> (`./cputune/vcpupin`).
+    for cputune in cx.all("cputune") {
         let pins: Vec<_> = cx.doc().children_named(cputune, "vcpupin").collect();
         for pin in pins {
-            if cx.doc().attr(pin, "vcpu").and_then(|v| v.parse::<u32>().ok()).is_some_and(|v| v >= max) {
+            let Some(v) = cx.doc().attr(pin, "vcpu").and_then(|v| v.parse::<u32>().ok()) else { continue };
+            if v >= max {
                 cx.remove(pin, format!("pins a vCPU beyond the {max} the guest now has"));
+            } else if v >= current {
+                cx.remove_warn(
+                    pin,
+                    format!("pins vCPU {v}, which is offline at start (current {current}): libvirt's libxl driver ignores pins of vCPUs it does not start"),
+                    format!("vCPU {v} runs unpinned once it is hot-plugged"),
+                );
             }
         }
     }

@@ -1,7 +1,9 @@
 //! `video-to-xen`: the emulated graphics card. libxl uses only the first
 //! `<video>`, rejects virtio, bochs, vmvga, ramfb and none, and requires
 //! enough video RAM: 16 MiB for vga, 8 MiB for cirrus, 128 MiB for qxl
-//! (Vdsm writes qxl with 8 or 32 MiB).
+//! (Vdsm writes qxl with 8 or 32 MiB). A PVH guest has no emulated card:
+//! its `<video>` goes, unless the engine tracks it by alias (libxl ignores
+//! it there, so it stays, in the form an HVM guest would have it).
 //!
 //! `<model type='qxl' ram='65536' vram='8192' vgamem='16384' heads='1'/>` → `<model type='vga' vram='16384' heads='1'/>`
 
@@ -17,7 +19,8 @@ fn run(cx: &mut Cx) {
     let videos = cx.devices_named("video");
     let mut first = true;
     for v in videos {
-        if cx.pvh() {
+        let pvh_card = "a PVH guest has no emulated graphics card; its console is the Xen PV framebuffer";
+        if cx.pvh() && !cx.keep_tracked(v, Some(pvh_card)) {
             cx.remove(v, "<video>: a PVH guest has no emulated graphics card");
             continue;
         }
@@ -66,5 +69,10 @@ fn run(cx: &mut Cx) {
         }
         cx.remove_children(model, &["acceleration"], "is ignored by libxl");
         cx.remove_children(v, &["address"], "is ignored by libxl");
+        if new_ty != "virtio" {
+            // vhostuser, iommu, ats, packed: libvirt rejects them on a card
+            // that is not virtio.
+            cx.remove_children(v, &["driver"], "holds virtio-only options, which libvirt rejects on a non-virtio card");
+        }
     }
 }
