@@ -16,6 +16,7 @@ all: build
 
 build:
 	$(CARGO) build --release --locked
+	@echo "xenify: the binary is $(XENIFY_BIN)"
 
 # The binary `build` makes, which `install` installs: cargo puts it under
 # CARGO_TARGET_DIR when that is set (the RPM build does, see `rpm`).

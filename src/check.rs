@@ -8,14 +8,15 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use serde::Serialize;
 use xenify::error::DEFAULT_SIZE_LIMIT;
-use xenify::report::{refused_losses, Counts, Outcome};
-use xenify::{Context, Kind, Pass};
+use xenify::policy::PolicyError;
+use xenify::report::{escape, refused_losses, Counts, Outcome};
+use xenify::{Document, Kind, Policy};
 
 use crate::files;
-use crate::job::Job;
+use crate::job::{Job, Setup};
 
 /// What `check` says of one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -130,11 +131,15 @@ pub fn unlisted_row(path: &Path, e: &std::io::Error) -> Row {
     }
 }
 
-pub fn row(path: &Path, passes: &[&Pass], context: &Context) -> Row {
+/// The policy of one document: the hook's layering (hook::vm_policy) with
+/// the VM's own custom properties, then the command line's flags.
+pub type PolicyOf<'p> = dyn Fn(&Document) -> Result<Policy, PolicyError> + 'p;
+
+pub fn row(path: &Path, setup: &Setup, policy_of: &PolicyOf) -> Row {
     let file = path.display().to_string();
     let read = files::read_file(path, DEFAULT_SIZE_LIMIT);
     let job = match &read {
-        Ok(bytes) => Job::run(&file, bytes, passes, context),
+        Ok(bytes) => Job::run(&file, bytes, setup, policy_of),
         Err(e) => Job::failed(&file, format!("cannot read: {e}")),
     };
     let findings = job.findings();
@@ -195,7 +200,13 @@ pub fn table(rows: &[Row], summary: &Summary) -> String {
     let cells: Vec<[String; 5]> = rows
         .iter()
         .map(|r| {
-            [r.file.clone(), r.outcome.as_str().to_string(), r.changes.to_string(), r.warnings.to_string(), stops(r)]
+            [
+                escape(&r.file).into_owned(),
+                r.outcome.as_str().to_string(),
+                r.changes.to_string(),
+                r.warnings.to_string(),
+                escape(&stops(r)).into_owned(),
+            ]
         })
         .collect();
     let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
@@ -264,15 +275,20 @@ struct Json<'a> {
 /// to `report_file` too if given. Exit 0 only when every file converts.
 pub fn run(
     paths: &[PathBuf],
-    passes: &[&Pass],
-    context: &Context,
+    setup: &Setup,
+    policy_of: &PolicyOf,
     json: bool,
     report_file: Option<&Path>,
 ) -> Result<u8> {
-    let rows: Vec<Row> = collect(paths)
+    let found = collect(paths);
+    if found.is_empty() {
+        let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        bail!("nothing to check: no *.xml file in {}", named.join(", "));
+    }
+    let rows: Vec<Row> = found
         .iter()
         .map(|f| match f {
-            Found::File(p) => row(p, passes, context),
+            Found::File(p) => row(p, setup, policy_of),
             Found::Unlisted(p, e) => unlisted_row(p, e),
         })
         .collect();

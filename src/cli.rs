@@ -3,17 +3,18 @@
 //! checked against the library's own lists.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use xenify::error::DEFAULT_SIZE_LIMIT;
-use xenify::policy::{Raw, Source};
+use xenify::policy::{PolicyError, Raw, Source};
 use xenify::report::Hint;
 use xenify::{Loss, Pass, Point, Policy, ALL};
 
-use crate::job::Job;
-use crate::{files, host};
+use crate::job::{Job, Setup};
+use crate::{files, hook, host};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,10 +38,13 @@ pub enum Command {
     /// List the passes in pipeline order
     Passes,
     /// Check many domains at once: which convert, and what stops the others
-    #[command(long_about = "Check many domains at once, in one process, writing nothing: a table of file, \
-outcome (converts, converts with warnings, refused, error), counts of changes and warnings, and the loss ids \
-or errors that stop it, then a summary line. A directory means every *.xml below it. `--report json` prints \
-the same as data. Exit 0 only if every file converts, 1 otherwise.")]
+    #[command(long_about = "Check many domains at once, in one process, writing nothing, under the policy the \
+hook would use on this host: the policy file ($XENIFY_CONFIG or /etc/xenify/xenify.toml, or --config FILE), \
+then each VM's custom properties xenify_<key> from its <ovirt-vm:custom> metadata, then --set and --accept. \
+Prints on stdout a table of file, outcome (converts, converts with warnings, refused, error), counts of \
+changes and warnings, and the loss ids or errors that stop it, then a summary line; `--report json` prints \
+the same as data on stdout. A directory means every *.xml below it; finding no file is an error. Exit 0 only \
+if every file converts, 1 otherwise, 2 on a usage error or when there is nothing to check.")]
     Check(CheckArgs),
     /// Run as a Vdsm hook: rewrite the file named by $_hook_domxml in place
     #[command(long_about = "Run as a Vdsm hook: read the file named by the environment variable _hook_domxml, \
@@ -92,28 +96,21 @@ pub struct DoctorArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct PipelineArgs {
-    /// Run only these passes (comma-separated; they keep pipeline order)
-    #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_name)]
+    /// Run only these passes (comma-separated; they keep pipeline order); a pass left out that would
+    /// refuse the document still refuses it
+    #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_names(), hide_possible_values = true)]
     pub only: Vec<&'static Pass>,
-    /// Skip these passes (comma-separated)
-    #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_name)]
+    /// Skip these passes (comma-separated; see `xenify passes`); a skipped pass that would refuse the
+    /// document still refuses it
+    #[arg(long, value_name = "PASS,…", value_delimiter = ',', value_parser = pass_names(), hide_possible_values = true)]
     pub skip: Vec<&'static Pass>,
-    /// Accept the loss of a control Xen cannot honour (repeatable): nwfilter, link-state, vlan,
-    /// graphics-security, floppy-media, secure-boot, tpm, scsi-passthrough
-    #[arg(long, value_name = "ID", value_delimiter = ',', value_parser = loss_id)]
+    /// Accept the loss of a control Xen cannot honour (repeatable or comma-separated; adds to the
+    /// policy's accept, see xenify.toml(5))
+    #[arg(long, value_name = "ID,…", value_delimiter = ',', value_parser = loss_ids())]
     pub accept: Vec<Loss>,
-    /// Read the policy from this TOML file (see xenify.toml(5))
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     /// Set a policy key, overriding the file (repeatable): --set nic_model=netfront
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = key_value)]
     pub set: Vec<(String, String)>,
-    /// Report format on stderr
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub report: ReportFormat,
-    /// Also write the report as JSON to this file
-    #[arg(long, value_name = "PATH")]
-    pub report_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -127,11 +124,21 @@ pub struct ConvertArgs {
     /// Replace INPUT with the result (atomically)
     #[arg(long)]
     pub in_place: bool,
-    /// Print a unified diff of input to output instead of the document
-    #[arg(long)]
+    /// Print a unified diff of input to output on stdout instead of the document; writes no file, so
+    /// it cannot be combined with -o or --in-place
+    #[arg(long, conflicts_with_all = ["output", "in_place"])]
     pub diff: bool,
+    /// Read the policy from this TOML file (see xenify.toml(5)); without it, convert uses the defaults
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// Report format on stderr
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ReportFormat::Text)]
+    pub report: ReportFormat,
+    /// Also write the report as JSON to this file
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -139,8 +146,18 @@ pub struct CheckArgs {
     /// Domain files, or directories to search for *.xml
     #[arg(value_name = "FILE", required = true)]
     pub paths: Vec<PathBuf>,
+    /// Read the policy from this TOML file instead of the hook's ($XENIFY_CONFIG or
+    /// /etc/xenify/xenify.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// Format of the table on stdout: text, or the same as JSON
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = ReportFormat::Text)]
+    pub report: ReportFormat,
+    /// Also write the table as JSON to this file
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -149,20 +166,21 @@ pub enum ReportFormat {
     Json,
 }
 
-fn pass_name(s: &str) -> Result<&'static Pass, String> {
-    xenify::passes::find(s.trim()).ok_or_else(|| {
-        let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
-        format!("unknown pass '{s}'; the passes are: {}", names.join(", "))
-    })
+/// Pass names, offered by the shell completions and checked by clap.
+fn pass_names() -> impl TypedValueParser<Value = &'static Pass> {
+    PossibleValuesParser::new(ALL.iter().map(|p| PossibleValue::new(p.name).help(p.summary)))
+        .map(|name| xenify::passes::find(&name).expect("a possible value is a pass"))
+}
+
+/// Loss ids, offered by the shell completions and checked by clap.
+fn loss_ids() -> impl TypedValueParser<Value = Loss> {
+    PossibleValuesParser::new(Loss::ALL.iter().map(|l| PossibleValue::new(l.id()).help(l.consequence())))
+        .map(|id| id.parse::<Loss>().expect("a possible value is a loss id"))
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("'{s}' is not KEY=VALUE"))?;
     Ok((k.trim().to_string(), v.trim().to_string()))
-}
-
-fn loss_id(s: &str) -> Result<Loss, String> {
-    s.trim().parse()
 }
 
 impl PipelineArgs {
@@ -174,12 +192,8 @@ impl PipelineArgs {
             .collect()
     }
 
-    /// The policy: the file given with `--config`, then `--set`, then `--accept`.
-    pub fn policy(&self) -> Result<Policy> {
-        let mut policy = Policy::default();
-        if let Some(path) = &self.config {
-            files::read_policy(&mut policy, path, true)?;
-        }
+    /// Applies `--set`, then `--accept`, over `policy` (policy::MERGE_RULE).
+    pub fn apply(&self, policy: &mut Policy) -> Result<(), PolicyError> {
         for (key, value) in &self.set {
             policy.set(key, Raw::Text(value.clone()), Source::Flag { name: format!("--set {key}") })?;
         }
@@ -187,8 +201,15 @@ impl PipelineArgs {
             let ids: Vec<&str> = self.accept.iter().map(|l| l.id()).collect();
             policy.set("accept", Raw::Text(ids.join(",")), Source::Flag { name: "--accept".into() })?;
         }
-        Ok(policy)
+        Ok(())
     }
+}
+
+/// The policy file `config`, read as `--config` names it (it must exist).
+fn config_policy(config: &Path) -> Result<Policy> {
+    let mut policy = Policy::default();
+    files::read_policy(&mut policy, config, true)?;
+    Ok(policy)
 }
 
 pub fn run(cli: Cli) -> Result<u8> {
@@ -204,11 +225,21 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Convert(args) => convert(args),
         Command::Check(args) => {
-            let policy = args.pipeline.policy()?;
-            let context = xenify::Context { policy: &policy, host: &host::System, point: Point::Unknown };
-            let json = args.pipeline.report == ReportFormat::Json;
-            let report_file = args.pipeline.report_file.as_deref();
-            crate::check::run(&args.paths, &args.pipeline.passes(), &context, json, report_file)
+            // What the hook would read on this host, unless --config names another file.
+            let file = match &args.config {
+                Some(path) => config_policy(path)?,
+                None => hook::file_policy(std::env::var_os(hook::CONFIG_VAR).as_deref())?,
+            };
+            let passes = args.pipeline.passes();
+            let setup = Setup { passes: &passes, host: &host::System, point: Point::Unknown };
+            let policy_of = |doc: &xenify::Document| {
+                let properties = xenify::custom_properties(doc).into_iter().map(|(k, v)| (k, v.into()));
+                let mut policy = hook::vm_policy(&file, properties)?;
+                args.pipeline.apply(&mut policy)?;
+                Ok(policy)
+            };
+            let json = args.report == ReportFormat::Json;
+            crate::check::run(&args.paths, &setup, &policy_of, json, args.report_file.as_deref())
         }
         Command::Hook => crate::hook::run(),
         Command::Doctor(args) => crate::doctor::run(&args.root, args.report == ReportFormat::Json),
@@ -256,12 +287,18 @@ fn convert(args: ConvertArgs) -> Result<u8> {
         Ok(_) if stdin => files::read_bounded(io::stdin().lock(), DEFAULT_SIZE_LIMIT).context("cannot read stdin"),
         Ok(_) => files::read_file(&path, DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}")),
     };
-    let policy = args.pipeline.policy()?;
-    let context = xenify::Context { policy: &policy, host: &host::System, point: Point::Unknown };
+    let mut policy = match &args.config {
+        Some(path) => config_policy(path)?,
+        None => Policy::default(),
+    };
+    args.pipeline.apply(&mut policy)?;
+    let passes = args.pipeline.passes();
+    let setup = Setup { passes: &passes, host: &host::System, point: Point::Unknown };
     let mut job = match &bytes {
-        Ok(b) => Job::run(&label, b, &args.pipeline.passes(), &context),
+        Ok(b) => Job::run(&label, b, &setup, |_| Ok(policy.clone())),
         Err(e) => Job::failed(&label, format!("{e:#}")),
     };
+    let hint = Hint::cli(&policy);
     let cannot = match &args.output {
         Some(o) if !args.in_place => format!("cannot write {}", o.display()),
         _ => format!("cannot replace {label}"),
@@ -283,15 +320,15 @@ fn convert(args: ConvertArgs) -> Result<u8> {
     };
     // The report file, which says how the run ended, is in place before the
     // document: if it cannot be written, nothing is.
-    if let Some(p) = &args.pipeline.report_file {
-        let json = job.report().json(&Hint::Cli);
+    if let Some(p) = &args.report_file {
+        let json = job.report().json(&hint);
         let written = files::Dest::resolve(p)
             .and_then(|d| d.stage(&mut |w| w.write_all(json.as_bytes())))
             .and_then(files::Staged::commit);
         if let Err(e) = written {
             drop(staged);
             let why = format!("cannot write the report to {}: {e}; nothing was written", p.display());
-            report_on_stderr(&Job::failed(&label, why), &args.pipeline);
+            report_on_stderr(&Job::failed(&label, why), &hint, &args);
             return Ok(2);
         }
     }
@@ -317,27 +354,28 @@ fn convert(args: ConvertArgs) -> Result<u8> {
     if let Err(e) = written {
         job = Job::failed(&label, format!("{e:#}"));
         // The report file says the run converted: it must say what happened.
-        if let Some(p) = &args.pipeline.report_file {
-            let json = job.report().json(&Hint::Cli);
+        if let Some(p) = &args.report_file {
+            let json = job.report().json(&hint);
             if let Err(e) =
                 files::Dest::resolve(p).and_then(|d| d.stage(&mut |w| w.write_all(json.as_bytes()))?.commit())
             {
-                eprintln!("xenify: error: cannot write the report to {}: {e}", p.display());
+                let why = format!("cannot write the report to {}: {e}", p.display());
+                eprintln!("xenify: error: {}", xenify::report::escape(&why));
             }
         }
     }
-    report_on_stderr(&job, &args.pipeline);
+    report_on_stderr(&job, &hint, &args);
     Ok(job.exit_code())
 }
 
 /// The report on stderr, as text or JSON. A failure to write it changes
 /// nothing: there is nowhere left to say so, and the outputs are in place.
-fn report_on_stderr(job: &Job, args: &PipelineArgs) {
+fn report_on_stderr(job: &Job, hint: &Hint, args: &ConvertArgs) {
     let r = job.report();
     let mut err = io::BufWriter::new(io::stderr().lock());
     let _ = match args.report {
-        ReportFormat::Text => r.write_text(&Hint::Cli, &mut err),
-        ReportFormat::Json => err.write_all(r.json(&Hint::Cli).as_bytes()),
+        ReportFormat::Text => r.write_text(hint, &mut err),
+        ReportFormat::Json => err.write_all(r.json(hint).as_bytes()),
     }
     .and_then(|()| err.flush());
 }

@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use clap_mangen::Man;
-use xenify::policy::{capitalise, KEYS};
+use xenify::policy::{capitalise, KEYS, MERGE_RULE};
 use xenify::Loss;
 
 use crate::cli::Cli;
@@ -36,7 +36,7 @@ pub fn man(dir: &Path) -> Result<()> {
         let man = Man::new(cmd.clone()).source(source()).manual(MANUAL);
         man.render_title(w)?;
         man.render_name_section(w)?;
-        man.render_synopsis_section(w)?;
+        synopsis(&cmd, "xenify").to_writer(w)?;
         man.render_description_section(w)?;
         man.render_options_section(w)?;
         man.render_subcommands_section(w)?;
@@ -51,13 +51,50 @@ pub fn man(dir: &Path) -> Result<()> {
             let man = Man::new(sub.clone()).title(name.to_uppercase()).source(source()).manual(MANUAL);
             man.render_title(w)?;
             man.render_name_section(w)?;
-            man.render_synopsis_section(w)?;
+            synopsis(&sub, &format!("xenify {}", sub.get_name())).to_writer(w)?;
             man.render_description_section(w)?;
             man.render_options_section(w)?;
             extra.to_writer(w)
         })?;
     }
     write_page(dir, "xenify.toml.5", |w| config_page().to_writer(w))
+}
+
+/// The SYNOPSIS with each option's value name (`[--only PASS,…]`), which
+/// clap_mangen's own synopsis leaves out.
+fn synopsis(cmd: &clap::Command, name: &str) -> Roff {
+    let mut r = Roff::new();
+    section(&mut r, "SYNOPSIS");
+    let mut line = vec![bold(name)];
+    for arg in cmd.get_arguments().filter(|a| !a.is_hide_set() && !a.is_positional()) {
+        let (open, close) = if arg.is_required_set() { ("", "") } else { ("[", "]") };
+        line.push(roman(format!(" {open}")));
+        match (arg.get_short(), arg.get_long()) {
+            (Some(s), Some(l)) => line.extend([bold(format!("-{s}")), roman("|"), bold(format!("--{l}"))]),
+            (Some(s), None) => line.push(bold(format!("-{s}"))),
+            (None, Some(l)) => line.push(bold(format!("--{l}"))),
+            (None, None) => {}
+        }
+        if arg.get_action().takes_values() {
+            let value = arg.get_value_names().map_or(arg.get_id().to_string(), |v| v.join(" "));
+            line.extend([roman(" "), italic(value)]);
+        }
+        line.push(roman(close));
+    }
+    for arg in cmd.get_positionals() {
+        let value = arg.get_value_names().map_or(arg.get_id().to_string(), |v| v.join(" "));
+        let more = if matches!(arg.get_action(), clap::ArgAction::Append) { "…" } else { "" };
+        if arg.is_required_set() {
+            line.extend([roman(" "), italic(value), roman(more)]);
+        } else {
+            line.extend([roman(" ["), italic(value), roman(format!("]{more}"))]);
+        }
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        line.extend([roman(" "), italic("COMMAND")]);
+    }
+    r.text(line);
+    r
 }
 
 fn write_page(dir: &Path, name: &str, render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
@@ -93,7 +130,7 @@ fn see_also(r: &mut Roff, pages: &[&str]) {
 const EXIT_STATUS: [(&str, &str); 3] = [
     ("0", "Converted (warnings allowed); for check and doctor, every file converts or every check passes."),
     ("1", "Refused: the document uses a control Xen cannot honour and the policy does not accept its loss; for check and doctor, some file or check did not pass."),
-    ("2", "Usage, I/O or parse error. Nothing is written unless the exit status is 0. The hook uses only 0 and 2, because Vdsm lets later hooks run after a 1."),
+    ("2", "Usage, I/O or parse error; for check, also nothing to check. Nothing is written unless the exit status is 0. The hook uses only 0 and 2 (see xenify-hook(1)), because Vdsm lets later hooks run after a 1."),
 ];
 
 fn exit_status(r: &mut Roff) {
@@ -129,6 +166,16 @@ fn top_sections(subpages: &[String]) -> Roff {
     r
 }
 
+/// The hook's exit codes (hook.rs): at the domain and device points Vdsm
+/// reads 1 as "go on with the next hook" and reserves codes above 2, so
+/// xenify uses 0 and 2 there; at the JSON points Vdsm uses the file whatever
+/// the hook exits with, so an error there exits 1.
+const HOOK_EXIT_STATUS: [(&str, &str); 3] = [
+    ("0", "Converted: the file is replaced with the conversion, or left as it was when nothing changed (at a JSON point: the file is changed, or left alone on a host that is not a Xen dom0)."),
+    ("1", "Only at the JSON points (after_get_caps, after_get_stats): an error; the file is as Vdsm wrote it, Vdsm logs the error and later hooks still run."),
+    ("2", "At the domain and device points: refused, or any error (unreadable file, malformed XML, a bad policy); the file is byte-identical to what Vdsm wrote, Vdsm skips the later hooks and aborts the action, and the first line on stderr, which the engine shows, says why. There the hook never exits with 1, which would let later hooks run on a domain xenify refused, nor above 2, which Vdsm reserves."),
+];
+
 fn sub_sections(name: &str) -> Roff {
     let mut r = Roff::new();
     match name {
@@ -142,7 +189,12 @@ fn sub_sections(name: &str) -> Roff {
             for p in &hook::JSON_POINTS {
                 item(&mut r, p.name, p.doc);
             }
-            exit_status(&mut r);
+            section(&mut r, "POLICY");
+            para(&mut r, &format!("The hook reads the policy file ({DEFAULT_CONFIG}, or the file $XENIFY_CONFIG names), then the VM's custom properties xenify_KEY from its environment. {}", MERGE_RULE));
+            section(&mut r, "EXIT STATUS");
+            for (code, text) in HOOK_EXIT_STATUS {
+                item(&mut r, code, text);
+            }
         }
         "doctor" => {
             section(&mut r, "EXIT STATUS");
@@ -169,7 +221,8 @@ fn config_page() -> Roff {
     r.text([bold(DEFAULT_CONFIG)]);
     section(&mut r, "DESCRIPTION");
     para(&mut r, "The policy says what xenify may do when it converts an oVirt VM for Xen: which kind of guest to build, what virtio NICs become, and which security or isolation controls the administrator accepts losing. It is a TOML file of top-level keys; every key is optional, and an unknown key, a wrong type or a bad value is an error naming the key and the file.");
-    para(&mut r, "The Vdsm hook reads this file, or the file named by the environment variable XENIFY_CONFIG; a missing default file means the defaults. For one VM, a custom property named xenify_KEY (for example xenify_guest=pvh, or xenify_accept=nwfilter,vlan) overrides the file; Vdsm passes custom properties to hooks as environment variables. On the command line, --config FILE reads a file, and --set KEY=VALUE and --accept ID override it.");
+    para(&mut r, "The Vdsm hook and xenify check read this file, or the file named by the environment variable XENIFY_CONFIG; a missing default file means the defaults. For one VM, a custom property named xenify_KEY (for example xenify_guest=pvh, or xenify_accept=nwfilter,vlan) sets a key; Vdsm passes custom properties to hooks as environment variables, and xenify check reads them from the domain's <ovirt-vm:custom> metadata. On the command line, --config FILE reads a file, and --set KEY=VALUE and --accept ID set keys.");
+    para(&mut r, MERGE_RULE);
     section(&mut r, "KEYS");
     for k in KEYS {
         r.control("TP", []).text([bold(k.name), roman(" = "), italic(k.values)]);
@@ -192,11 +245,23 @@ fn config_page() -> Roff {
     r
 }
 
+/// The command line as users see it: clap_complete offers hidden
+/// subcommands too, so `generate` (for packaging) is left out here.
+fn visible() -> clap::Command {
+    let cmd = Cli::command();
+    let subcommands: Vec<clap::Command> = cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned().collect();
+    let mut visible = clap::Command::new("xenify").version(env!("CARGO_PKG_VERSION")).subcommand_required(true);
+    if let Some(a) = cmd.get_about() {
+        visible = visible.about(a.clone());
+    }
+    visible.subcommands(subcommands)
+}
+
 /// Writes xenify.bash, _xenify (zsh) and xenify.fish into `dir`.
 pub fn completions(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        clap_complete::generate_to(shell, &mut Cli::command(), "xenify", dir)
+        clap_complete::generate_to(shell, &mut visible(), "xenify", dir)
             .with_context(|| format!("cannot write the {shell} completion into {}", dir.display()))?;
     }
     Ok(())

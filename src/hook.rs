@@ -12,17 +12,17 @@
 //! uses the file whatever the hook exits with, so a failure there exits 1:
 //! the file is as Vdsm wrote it, and later hooks still run.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use xenify::error::DEFAULT_SIZE_LIMIT;
 use xenify::policy::{PolicyError, Raw, Source};
 use xenify::report::{Hint, Outcome};
-use xenify::{Context, Pass, Point, Policy, ALL};
+use xenify::{Pass, Point, Policy, ALL};
 
-use crate::job::Job;
+use crate::job::{Job, Setup};
 use crate::{caps, files, host};
 
 /// The variable in which Vdsm names the XML file.
@@ -138,18 +138,35 @@ fn point_dir() -> Option<String> {
     argv0.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned())
 }
 
-/// The policy file (`config`, the value of `$XENIFY_CONFIG`, else the
-/// default if it exists), then the VM's custom properties `xenify_<key>`.
-fn policy(config: Option<&OsString>) -> Result<Policy, PolicyError> {
+/// The policy file the hook reads: `config` (the value of
+/// `$XENIFY_CONFIG`), which must then exist, else [`DEFAULT_CONFIG`] if it
+/// exists. `xenify check` reads the same, to predict the hook.
+pub fn file_policy(config: Option<&OsStr>) -> Result<Policy, PolicyError> {
     let mut policy = Policy::default();
     match config {
-        Some(p) => files::read_policy(&mut policy, &PathBuf::from(p), true)?,
-        None => files::read_policy(&mut policy, &PathBuf::from(DEFAULT_CONFIG), false)?,
+        Some(p) => files::read_policy(&mut policy, Path::new(p), true)?,
+        None => files::read_policy(&mut policy, Path::new(DEFAULT_CONFIG), false)?,
     }
-    let mut props: Vec<(String, OsString)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
-        .filter(|(k, _)| k.starts_with(PROPERTY_PREFIX))
-        .collect();
+    Ok(policy)
+}
+
+/// The policy file's name for hints: the one [`file_policy`] reads.
+pub fn config_name(config: Option<&OsStr>) -> String {
+    config.map_or(DEFAULT_CONFIG.into(), |c| c.to_string_lossy().into_owned())
+}
+
+/// The policy one VM runs under: `file` (from [`file_policy`]), then the VM's
+/// custom properties named `xenify_<key>`, in name order (others are not
+/// xenify's). The hook takes them from its environment, where Vdsm exports
+/// them; `xenify check` from the domain's metadata, where the engine wrote
+/// them. This one function layers them for both (policy::MERGE_RULE).
+pub fn vm_policy(
+    file: &Policy,
+    properties: impl IntoIterator<Item = (String, OsString)>,
+) -> Result<Policy, PolicyError> {
+    let mut policy = file.clone();
+    let mut props: Vec<(String, OsString)> =
+        properties.into_iter().filter(|(k, _)| k.starts_with(PROPERTY_PREFIX)).collect();
     props.sort();
     for (name, value) in props {
         let key = name[PROPERTY_PREFIX.len()..].to_string();
@@ -160,6 +177,11 @@ fn policy(config: Option<&OsString>) -> Result<Policy, PolicyError> {
         policy.set(&key, Raw::Text(value.to_string()), source)?;
     }
     Ok(policy)
+}
+
+/// The hook's hint: where this host's policy file and the VM's property are.
+pub fn hint(config: Option<&OsStr>, policy: &Policy) -> Hint {
+    Hint::hook(config_name(config), format!("{PROPERTY_PREFIX}accept"), policy)
 }
 
 pub fn run() -> Result<u8> {
@@ -177,10 +199,6 @@ pub fn run() -> Result<u8> {
         return Ok(JSON_FAIL);
     }
     let config = std::env::var_os(CONFIG_VAR);
-    let hint = Hint::Hook {
-        config: config.as_ref().map_or(DEFAULT_CONFIG.into(), |c| c.to_string_lossy().into_owned()),
-        property: format!("{PROPERTY_PREFIX}accept"),
-    };
     let path = match std::env::var_os(DOMXML_VAR) {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => {
@@ -195,14 +213,15 @@ pub fn run() -> Result<u8> {
     // A link is followed: the file it leads to is read and replaced.
     let read = files::Dest::existing(&path)
         .and_then(|dest| files::read_file(dest.path(), DEFAULT_SIZE_LIMIT).map(|bytes| (dest, bytes)));
-    let policy = policy(config.as_ref());
+    let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v)));
+    let policy = file_policy(config.as_deref()).and_then(|file| vm_policy(&file, env));
     let job = match (&read, &policy) {
         (Err(e), _) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
         (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
         (Ok((dest, bytes)), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
-            let context = Context { policy, host: &host::System, point: point() };
-            let job = Job::run(&label, bytes, &passes, &context);
+            let setup = Setup { passes: &passes, host: &host::System, point: point() };
+            let job = Job::run(&label, bytes, &setup, |_| Ok(policy.clone()));
             match job.converted() {
                 Some(c) if c.changed() => {
                     match dest.stage(&mut |w| c.write_output(w)).and_then(files::Staged::commit) {
@@ -216,6 +235,7 @@ pub fn run() -> Result<u8> {
             }
         }
     };
+    let hint = hint(config.as_deref(), policy.as_ref().unwrap_or(&Policy::default()));
     let mut err = std::io::BufWriter::new(std::io::stderr().lock());
     let _ = job.report().write_text(&hint, &mut err).and_then(|()| err.flush());
     let code = if job.outcome == Outcome::Converted { OK } else { FAIL };

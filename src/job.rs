@@ -1,10 +1,11 @@
-//! One input through the pipeline, as both the CLI and the hook run it:
-//! decode the bytes, convert, and describe the outcome for the report.
+//! One input through the pipeline, as the CLI, `check` and the hook run it:
+//! decode the bytes, parse, settle the policy for this document, convert
+//! the selected passes, and describe the outcome for the report.
 
 use xenify::error::{decode, DEFAULT_SIZE_LIMIT};
-use xenify::policy::Setting;
+use xenify::policy::{PolicyError, Setting};
 use xenify::report::{Outcome, Report};
-use xenify::{Context, Conversion, Finding, Pass};
+use xenify::{Context, Conversion, Document, Finding, Host, Pass, Point, Policy};
 
 /// What became of one input.
 pub struct Job<'a> {
@@ -12,25 +13,50 @@ pub struct Job<'a> {
     pub outcome: Outcome,
     pub conversion: Option<Conversion<'a>>,
     pub error: Option<String>,
+    /// The settings of the policy the passes ran under that are not
+    /// defaults, for the report.
     pub settings: Vec<Setting>,
 }
 
+/// What a job runs with besides its input.
+pub struct Setup<'s> {
+    pub passes: &'s [&'s Pass],
+    pub host: &'s dyn Host,
+    pub point: Point,
+}
+
 impl<'a> Job<'a> {
-    pub fn run(label: &str, bytes: &'a [u8], passes: &[&Pass], context: &Context) -> Job<'a> {
+    /// Runs `setup.passes` over `bytes` under the policy `policy` gives for
+    /// the parsed document (`check` reads the VM's custom properties there).
+    pub fn run(
+        label: &str,
+        bytes: &'a [u8],
+        setup: &Setup,
+        policy: impl FnOnce(&Document) -> Result<Policy, PolicyError>,
+    ) -> Job<'a> {
         // Debug builds only: lets the tests check that a panic anywhere
         // becomes an internal error and leaves the input alone.
         #[cfg(debug_assertions)]
         if std::env::var_os("XENIFY_TEST_PANIC").is_some() {
             panic!("XENIFY_TEST_PANIC is set");
         }
-        let result = decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| xenify::convert(text, passes, context));
-        match result {
+        let doc = match decode(bytes, DEFAULT_SIZE_LIMIT).and_then(|text| Ok((text, Document::parse(text)?))) {
+            Ok(d) => d,
+            Err(e) => return Job::failed(label, e.to_string()),
+        };
+        let (text, doc) = doc;
+        let policy = match policy(&doc) {
+            Ok(p) => p,
+            Err(e) => return Job::failed(label, format!("{e}; the VM was not converted")),
+        };
+        let context = Context { policy: &policy, host: setup.host, point: setup.point };
+        match xenify::convert_selection(text, doc, setup.passes, &context) {
             Ok(c) => Job {
                 label: label.to_string(),
                 outcome: if c.refused() { Outcome::Refused } else { Outcome::Converted },
                 conversion: Some(c),
                 error: None,
-                settings: context.policy.settings(),
+                settings: policy.settings(),
             },
             Err(e) => Job::failed(label, e.to_string()),
         }

@@ -13,7 +13,7 @@ pub mod passes;
 pub mod policy;
 pub mod report;
 
-pub use doc::Document;
+pub use doc::{Document, El};
 pub use error::Error;
 pub use finding::{Finding, Kind};
 pub use passes::{Context, Host, NoHost, Pass, Point, ALL};
@@ -54,10 +54,16 @@ impl Conversion<'_> {
     }
 }
 
-/// Parses `text`, checks its root against `context.point`, runs `passes`
-/// and writes the result unless a pass refused.
+/// Parses `text`, checks its root against `context.point`, runs exactly
+/// `passes` and writes the result unless a pass refused. The snapshot tests
+/// run one pass this way; the binary runs a selection of the pipeline with
+/// [`convert_selection`].
 pub fn convert<'a>(text: &'a str, passes: &[&Pass], context: &Context) -> Result<Conversion<'a>, Error> {
-    let mut doc = Document::parse(text)?;
+    convert_parsed(Document::parse(text)?, passes, context)
+}
+
+/// [`convert`] on a document already parsed.
+pub fn convert_parsed<'a>(mut doc: Document<'a>, passes: &[&Pass], context: &Context) -> Result<Conversion<'a>, Error> {
     let root = doc.root();
     if let Some(namespace) = doc.namespace(root) {
         return Err(Error::ForeignRoot { name: doc.qname(root).to_string(), namespace: namespace.to_string() });
@@ -85,4 +91,81 @@ pub fn convert<'a>(text: &'a str, passes: &[&Pass], context: &Context) -> Result
 pub fn convert_all<'a>(text: &'a str, policy: &Policy) -> Result<Conversion<'a>, Error> {
     let passes: Vec<&Pass> = ALL.iter().collect();
     convert(text, &passes, &Context::new(policy))
+}
+
+/// Runs `passes`, a selection of [`ALL`] (`--only`, `--skip`), over `doc`,
+/// which was parsed from `text`, and accounts for the passes left out: the
+/// whole pipeline runs on a scratch copy of the input, and
+///
+/// - a refusal by a left-out pass is a refusal of this run too (leaving a
+///   pass out must not let through a control it would have refused to
+///   drop, such as SPICE TLS), reported under that pass's name;
+/// - a left-out pass that would have edited the document gets a warning
+///   that says how much, since the output still holds what it would have
+///   converted.
+///
+/// Passes stay pure: nothing here but running them twice.
+pub fn convert_selection<'a>(
+    text: &'a str,
+    doc: Document<'a>,
+    passes: &[&Pass],
+    context: &Context,
+) -> Result<Conversion<'a>, Error> {
+    let root = doc.path(doc.root());
+    let mut c = convert_parsed(doc, passes, context)?;
+    let left_out: Vec<&Pass> = ALL.iter().filter(|p| !passes.iter().any(|q| q.name == p.name)).collect();
+    if left_out.is_empty() {
+        return Ok(c);
+    }
+    let full = convert(text, &ALL.iter().collect::<Vec<_>>(), context)?;
+    for pass in left_out {
+        let mine: Vec<&Finding> = full.findings.iter().filter(|f| f.pass == pass.name).collect();
+        for f in mine.iter().filter(|f| f.kind == Kind::Refused) {
+            c.findings.push(Finding {
+                message: format!("this pass was left out of the run, but it refuses the document: {}", f.message),
+                ..(*f).clone()
+            });
+            c.refused = true;
+        }
+        let count = |k: Kind| mine.iter().filter(|f| f.kind == k).count();
+        let (changed, removed, added) = (count(Kind::Changed), count(Kind::Removed), count(Kind::Added));
+        if let Some(first) = mine.iter().find(|f| f.kind.is_edit()) {
+            c.findings.push(Finding {
+                pass: pass.name,
+                kind: Kind::Warning,
+                path: root.clone(),
+                message: format!(
+                    "this pass was left out of the run: it would have changed {changed}, removed {removed} and added {added} (the first at {}), so the output still has what libxl ignores or rejects there",
+                    first.path
+                ),
+                accept: None,
+            });
+        }
+    }
+    Ok(c)
+}
+
+/// The namespace of oVirt's VM metadata.
+pub const OVIRT_VM_NS: &str = "http://ovirt.org/vm/1.0";
+
+/// The VM custom properties the engine wrote into the domain:
+/// `<metadata><ovirt-vm:vm><ovirt-vm:custom><ovirt-vm:NAME>VALUE`, read as
+/// Vdsm reads them (`metadata.py`: the leaf children, by local name), which
+/// is what Vdsm exports to hooks as environment variables. Empty for a
+/// device document or a domain without them.
+pub fn custom_properties(doc: &Document) -> Vec<(String, String)> {
+    let in_ns = |e: El, name: &str| doc.namespace(e) == Some(OVIRT_VM_NS) && doc.local(e) == name;
+    let root = doc.root();
+    let Some(metadata) = doc.is(root, "domain").then(|| doc.child(root, "metadata")).flatten() else {
+        return Vec::new();
+    };
+    let Some(custom) =
+        doc.children(metadata).find(|e| in_ns(*e, "vm")).and_then(|vm| doc.children(vm).find(|e| in_ns(*e, "custom")))
+    else {
+        return Vec::new();
+    };
+    doc.children(custom)
+        .filter(|e| matches!(doc.namespace(*e), None | Some(OVIRT_VM_NS)) && doc.children(*e).next().is_none())
+        .map(|e| (doc.local(e).to_string(), doc.text(e).unwrap_or("").to_string()))
+        .collect()
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use clap::Parser;
+use xenify::report::escape;
 
 mod caps;
 mod check;
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(code)) => ExitCode::from(code),
         Ok(Err(e)) => {
-            eprintln!("xenify: error: {e:#}");
+            eprintln!("{}", escape(&format!("xenify: error: {e:#}")));
             ExitCode::from(2)
         }
         Err(_) => {
@@ -56,7 +57,10 @@ fn main() -> ExitCode {
             let input = if input.is_empty() { "the input".to_string() } else { input };
             let what = PANIC_MESSAGE.lock().map(|m| m.clone()).unwrap_or_default();
             eprintln!(
-                "xenify: internal error while converting {input}: {what}; nothing was written (please report this bug)"
+                "{}",
+                escape(&format!(
+                    "xenify: internal error while converting {input}: {what}; nothing was written (please report this bug)"
+                ))
             );
             ExitCode::from(2)
         }

@@ -3,8 +3,9 @@
 //! it is the one module that reads configuration: the TOML policy file,
 //! per-VM overrides (given to it as name/value pairs by the hook, which
 //! alone knows that Vdsm passes custom properties as environment variables)
-//! and command-line flags, in that order of precedence. A bad key, type or
-//! value is an error naming the key and where it was set; nothing is ignored.
+//! and command-line flags, in that order of precedence ([`MERGE_RULE`]:
+//! `accept` only grows). A bad key, type or value is an error naming the key
+//! and where it was set; nothing is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -131,8 +132,11 @@ pub struct Policy {
     pub graphics_listen: Option<String>,
     /// The machine types the `after_get_caps` hook offers oVirt Engine.
     pub machine_types: Vec<String>,
+    /// Every loss id accepted by any source: the union of `accepted`.
     pub accept: BTreeSet<Loss>,
-    /// Where each non-default setting came from, by key.
+    /// What each source that set `accept` added, in the order applied.
+    pub accepted: Vec<(Source, Vec<Loss>)>,
+    /// Where each non-default setting but `accept` came from, by key.
     pub sources: BTreeMap<&'static str, Source>,
 }
 
@@ -151,6 +155,7 @@ impl Default for Policy {
             graphics_listen: None,
             machine_types: DEFAULT_MACHINE_TYPES.iter().map(|m| m.to_string()).collect(),
             accept: BTreeSet::new(),
+            accepted: Vec::new(),
             sources: BTreeMap::new(),
         }
     }
@@ -165,7 +170,28 @@ impl Policy {
     pub fn accepts(&self, loss: Loss) -> bool {
         self.accept.contains(&loss)
     }
+
+    /// The loss ids accepted by the sources `from` picks, in the order they
+    /// were given: what a hint must repeat when it names a new value for
+    /// that same setting.
+    pub fn accepted_from(&self, from: impl Fn(&Source) -> bool) -> Vec<Loss> {
+        let mut ids = Vec::new();
+        for (source, losses) in &self.accepted {
+            if from(source) {
+                for l in losses {
+                    if !ids.contains(l) {
+                        ids.push(*l);
+                    }
+                }
+            }
+        }
+        ids
+    }
 }
+
+/// How the sources of the policy combine; the README, xenify.toml(5) and the
+/// shipped policy file state it in these words (tests/docs.rs checks).
+pub const MERGE_RULE: &str = "Each source overrides the ones before it, key by key: the policy file, then the VM's custom properties xenify_KEY (the hook, and xenify check, which reads them from the domain's metadata), then the command line's --set and --accept. The exception is accept, which only grows: every source adds its loss ids to those already accepted, so a VM's xenify_accept or a --accept never takes back a loss the policy file accepts.";
 
 /// The machine types oVirt Engine looks for in a host's `emulatedMachines`,
 /// i440fx then q35: its `ClusterEmulatedMachines` for x86 at cluster levels
@@ -230,11 +256,11 @@ pub const KEYS: &[Key] = &[
 pub fn default_file() -> String {
     let mut out = String::from(
         "# xenify policy: what xenify may do when it converts an oVirt VM for Xen.\n\
-         # The Vdsm hook reads this file (or the one $XENIFY_CONFIG names); a VM custom\n\
-         # property xenify_<key> overrides a key for one VM, and on the command line\n\
-         # --set KEY=VALUE and --accept override both. Every key is commented out: the\n\
-         # value shown is the default. See xenify.toml(5).\n",
+         # The Vdsm hook reads this file (or the one $XENIFY_CONFIG names), and so does\n\
+         # xenify check. Every key is commented out: the value shown is the default.\n\
+         # See xenify.toml(5).\n#\n",
     );
+    out.push_str(&wrap_comment(MERGE_RULE, 80));
     for k in KEYS {
         out.push_str(&format!("\n# {}.\n# Values: {}.\n", capitalise(k.doc), k.values));
         let example = match k.name {
@@ -253,6 +279,27 @@ pub fn default_file() -> String {
             }
             out.push_str("# Example: accept = [\"nwfilter\", \"graphics-security\"]\n");
         }
+    }
+    out
+}
+
+/// `text` as `# ` comment lines of at most `width` columns (a longer word
+/// stands alone).
+pub fn wrap_comment(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() > 1 && line.len() + 1 + word.len() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    if line.len() > 1 {
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -333,46 +380,77 @@ impl Raw {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Setting {
     pub key: &'static str,
-    /// As it would be written in the policy file.
-    pub value: String,
+    /// For `accept`, the loss ids this one source added.
+    pub value: Value,
     pub source: String,
 }
 
-impl Policy {
-    /// The value of `key` as it would be written in the policy file.
-    pub fn value_of(&self, key: &str) -> String {
-        let quoted = |s: &str| format!("{s:?}");
-        match key {
-            "guest" => quoted(if self.guest == Guest::Pvh { "pvh" } else { "hvm" }),
-            "pvh_kernel" => self.pvh_kernel.as_deref().map_or("(none)".into(), quoted),
-            "ovmf_path" => quoted(&self.ovmf_path),
-            "nic_model" => quoted(&self.nic_model),
-            "max_vcpus" => self.max_vcpus.to_string(),
-            "min_memory_mib" => self.min_memory_mib.to_string(),
-            "qcow2" => quoted(if self.qcow2 == Qcow2::Reject { "reject" } else { "qdisk" }),
-            "empty_cdrom" => quoted(if self.empty_cdrom == EmptyCdrom::Remove { "remove" } else { "keep" }),
-            "agent_channels" => quoted(if self.agent_channels == AgentChannels::Drop { "drop" } else { "xen" }),
-            "graphics_listen" => self.graphics_listen.as_deref().map_or("(none)".into(), quoted),
-            "machine_types" => {
-                let names: Vec<String> = self.machine_types.iter().map(|m| quoted(m)).collect();
-                format!("[{}]", names.join(", "))
-            }
-            _ => {
-                let ids: Vec<String> = self.accept.iter().map(|l| quoted(l.id())).collect();
-                format!("[{}]", ids.join(", "))
+/// A policy value, typed: JSON gets a string, a number or a list, the text
+/// report the TOML spelling.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Str(String),
+    Int(u64),
+    List(Vec<String>),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Str(s) => write!(f, "{s:?}"),
+            Value::Int(n) => write!(f, "{n}"),
+            Value::List(items) => {
+                let quoted: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+                write!(f, "[{}]", quoted.join(", "))
             }
         }
     }
+}
+
+fn ids(losses: &[Loss]) -> Value {
+    Value::List(losses.iter().map(|l| l.id().to_string()).collect())
+}
+
+impl Policy {
+    /// The value of `key`; `None` for an optional key that is not set.
+    pub fn value(&self, key: &str) -> Option<Value> {
+        let s = |v: &str| Some(Value::Str(v.to_string()));
+        match key {
+            "guest" => s(if self.guest == Guest::Pvh { "pvh" } else { "hvm" }),
+            "pvh_kernel" => self.pvh_kernel.as_deref().and_then(s),
+            "ovmf_path" => s(&self.ovmf_path),
+            "nic_model" => s(&self.nic_model),
+            "max_vcpus" => Some(Value::Int(self.max_vcpus.into())),
+            "min_memory_mib" => Some(Value::Int(self.min_memory_mib)),
+            "qcow2" => s(if self.qcow2 == Qcow2::Reject { "reject" } else { "qdisk" }),
+            "empty_cdrom" => s(if self.empty_cdrom == EmptyCdrom::Remove { "remove" } else { "keep" }),
+            "agent_channels" => s(if self.agent_channels == AgentChannels::Drop { "drop" } else { "xen" }),
+            "graphics_listen" => self.graphics_listen.as_deref().and_then(s),
+            "machine_types" => Some(Value::List(self.machine_types.clone())),
+            _ => Some(ids(&self.accept.iter().copied().collect::<Vec<_>>())),
+        }
+    }
+
+    /// The value of `key` as it would be written in the policy file.
+    pub fn value_of(&self, key: &str) -> String {
+        self.value(key).map_or("(none)".into(), |v| v.to_string())
+    }
 
     /// Every setting that a file, a custom property or a flag set, in the
-    /// order of [`KEYS`].
+    /// order of [`KEYS`]; `accept` once per source that added loss ids.
     pub fn settings(&self) -> Vec<Setting> {
-        KEYS.iter()
-            .filter_map(|k| {
-                let source = self.sources.get(k.name)?;
-                Some(Setting { key: k.name, value: self.value_of(k.name), source: source.to_string() })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for k in KEYS {
+            if k.name == "accept" {
+                for (source, losses) in &self.accepted {
+                    out.push(Setting { key: k.name, value: ids(losses), source: source.to_string() });
+                }
+            } else if let (Some(source), Some(value)) = (self.sources.get(k.name), self.value(k.name)) {
+                out.push(Setting { key: k.name, value, source: source.to_string() });
+            }
+        }
+        out
     }
 
     /// Takes one setting. Strings from per-VM overrides and flags are read
@@ -462,7 +540,19 @@ impl Policy {
                     Raw::Text(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
                     other => return Err(err(format!("expected a list of loss ids, found {}", other.type_name()))),
                 };
-                self.accept = items.iter().map(|i| i.parse::<Loss>().map_err(&err)).collect::<Result<_, _>>()?;
+                // Every source adds to what the sources before it accepted (MERGE_RULE).
+                let mut added: Vec<Loss> = Vec::new();
+                for i in &items {
+                    let l = i.parse::<Loss>().map_err(&err)?;
+                    if !added.contains(&l) {
+                        added.push(l);
+                    }
+                }
+                self.accept.extend(added.iter().copied());
+                if !added.is_empty() {
+                    self.accepted.push((source, added));
+                }
+                return Ok(());
             }
         }
         self.sources.insert(k.name, source);
@@ -587,5 +677,27 @@ mod tests {
             .starts_with("invalid policy in VM custom property xenify_accept: accept: unknown loss id 'bogus'"));
         let e = p.apply_toml("max_vcpus = [\n", "x.toml").unwrap_err();
         assert!(e.to_string().starts_with("invalid policy in x.toml line"), "{e}");
+    }
+
+    #[test]
+    fn every_source_adds_to_accept_and_the_report_says_which_added_what() {
+        let mut p = Policy::default();
+        p.apply_toml("accept = [\"nwfilter\"]\nmax_vcpus = 64\n", "x.toml").unwrap();
+        p.set("accept", Raw::Text("tpm, nwfilter".into()), Source::Property { name: "xenify_accept".into() }).unwrap();
+        p.set("max_vcpus", Raw::Text("32".into()), Source::Flag { name: "--set max_vcpus".into() }).unwrap();
+        p.set("accept", Raw::Text(String::new()), Source::Flag { name: "--accept".into() }).unwrap();
+        assert!(p.accepts(Loss::Nwfilter) && p.accepts(Loss::Tpm) && p.max_vcpus == 32);
+        let settings: Vec<String> =
+            p.settings().iter().map(|s| format!("{} = {} ({})", s.key, s.value, s.source)).collect();
+        assert_eq!(
+            settings,
+            [
+                "max_vcpus = 32 (command-line flag --set max_vcpus)",
+                "accept = [\"nwfilter\"] (x.toml line 1)",
+                "accept = [\"tpm\", \"nwfilter\"] (VM custom property xenify_accept)",
+            ]
+        );
+        assert_eq!(p.accepted_from(|s| matches!(s, Source::Property { .. })), [Loss::Tpm, Loss::Nwfilter]);
+        assert_eq!(serde_json::to_string(&p.settings()[0].value).unwrap(), "32");
     }
 }

@@ -2,10 +2,12 @@
 //! line saying in plain words what happened) and for machines (JSON, the same
 //! data). Both are an interface: the README documents them.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::finding::{Finding, Kind};
-use crate::policy::{Loss, Setting};
+use crate::policy::{Loss, Policy, Setting, Source};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -15,26 +17,91 @@ pub enum Outcome {
     Error,
 }
 
-/// Where the administrator accepts a loss, which depends on how xenify runs.
+/// Where the administrator accepts a loss, which depends on how xenify runs,
+/// and what that setting already holds: a hint names the whole value that
+/// lets the run through, so following it never takes back an earlier
+/// acceptance (a custom property is one value: setting it replaces it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hint {
-    /// On the command line: `--accept ID`.
-    Cli,
+    /// On the command line: `--accept`, with what `--accept` and
+    /// `--set accept=` already accept.
+    Cli { accepted: Vec<Loss> },
     /// As a Vdsm hook: the policy file and the VM custom property that
-    /// lists accepted losses.
-    Hook { config: String, property: String },
+    /// lists accepted losses, with what that property already accepts.
+    Hook { config: String, property: String, accepted: Vec<Loss> },
 }
 
 impl Hint {
-    /// The exact setting that accepts `loss`.
-    pub fn accept(&self, loss: Loss) -> String {
+    /// The command line's hint under `policy`.
+    pub fn cli(policy: &Policy) -> Hint {
+        Hint::Cli { accepted: policy.accepted_from(|s| matches!(s, Source::Flag { .. })) }
+    }
+
+    /// The hook's hint under `policy`: `config` is the policy file in force,
+    /// `property` the custom property that holds accepted losses.
+    pub fn hook(config: String, property: String, policy: &Policy) -> Hint {
+        let accepted = policy.accepted_from(|s| matches!(s, Source::Property { name } if *name == property));
+        Hint::Hook { config, property, accepted }
+    }
+
+    fn verb(&self) -> &'static str {
         match self {
-            Hint::Cli => format!("to convert without it, pass --accept {loss}"),
-            Hint::Hook { config, property } => format!(
-                "to start without it, add \"{loss}\" to accept in {config} or set the VM custom property {property}={loss}"
-            ),
+            Hint::Cli { .. } => "convert",
+            Hint::Hook { .. } => "start",
         }
     }
+
+    /// The exact setting that accepts every loss in `refused` (all that a
+    /// run refused), keeping what the same setting already accepts.
+    pub fn setting(&self, refused: &[Loss]) -> String {
+        let join = |already: &[Loss]| {
+            let mut all: Vec<&str> = already.iter().map(|l| l.id()).collect();
+            for l in refused {
+                if !all.contains(&l.id()) {
+                    all.push(l.id());
+                }
+            }
+            all.join(",")
+        };
+        match self {
+            Hint::Cli { accepted } => format!("pass --accept {}", join(accepted)),
+            Hint::Hook { config, property, accepted } => {
+                let quoted: Vec<String> = refused.iter().map(|l| format!("\"{l}\"")).collect();
+                format!(
+                    "add {} to accept in {config} or set the VM custom property {property}={}",
+                    quoted.join(", "),
+                    join(accepted)
+                )
+            }
+        }
+    }
+
+    /// A refusal's hint: the setting that accepts every loss the run refused.
+    pub fn accept(&self, refused: &[Loss]) -> String {
+        format!("to {} without it, {}", self.verb(), self.setting(refused))
+    }
+}
+
+/// `s` with every control character (a newline above all) and Unicode line
+/// or paragraph separator written as an escape, so that text from the
+/// document, a path or the environment cannot start a line of its own in a
+/// report or in vdsm.log.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if !s.contains(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -113,23 +180,38 @@ pub fn refused_losses(findings: &[Finding]) -> Vec<Loss> {
 }
 
 impl Report<'_> {
-    /// The first line: what happened, in plain words.
-    pub fn headline(&self) -> String {
+    /// The first line: what happened, in plain words. It is what oVirt shows
+    /// when the hook stops a VM, so a refusal says why there: the first
+    /// reason no setting accepts, and the exact setting that accepts the
+    /// losses.
+    pub fn headline(&self, hint: &Hint) -> String {
         let subject = self.subject.unwrap_or("the document");
-        match self.outcome {
+        let line = match self.outcome {
             Outcome::Error => {
                 format!("xenify: error: {}: {}", self.input, self.error.as_deref().unwrap_or("unknown error"))
             }
             Outcome::Refused => {
-                let refusals = self.findings.iter().filter(|f| f.kind == Kind::Refused).count();
+                let plain: Vec<&Finding> =
+                    self.findings.iter().filter(|f| f.kind == Kind::Refused && f.accept.is_none()).collect();
                 let losses = refused_losses(self.findings);
-                let mut line = format!(
-                    "xenify: refused: {subject} cannot run on Xen as it is: {refusals} setting{} cannot be honoured by libvirt's libxl driver",
-                    if refusals == 1 { "" } else { "s" }
-                );
-                if !losses.is_empty() {
-                    let ids: Vec<&str> = losses.iter().map(|l| l.id()).collect();
-                    line.push_str(&format!(" without accepting the loss of {}", ids.join(", ")));
+                let ids: Vec<&str> = losses.iter().map(|l| l.id()).collect();
+                let mut line = format!("xenify: refused: {subject} cannot run on Xen");
+                if let Some(first) = plain.first() {
+                    line.push_str(&format!(": {}", first.message));
+                    if plain.len() > 1 {
+                        let more = plain.len() - 1;
+                        line.push_str(&format!(" (and {more} more reason{} below)", if more == 1 { "" } else { "s" }));
+                    }
+                    if !losses.is_empty() {
+                        line.push_str(&format!("; it also needs the loss of {} accepted", ids.join(", ")));
+                    }
+                } else if !losses.is_empty() {
+                    line.push_str(&format!(
+                        " unless the loss of {} is accepted: to {} it, {}",
+                        ids.join(", "),
+                        hint.verb(),
+                        hint.setting(&losses)
+                    ));
                 }
                 line.push_str(&format!("; nothing was written ({})", self.input));
                 line
@@ -150,7 +232,8 @@ impl Report<'_> {
                     )
                 }
             }
-        }
+        };
+        escape(&line).into_owned()
     }
 
     /// The text report: the headline, then one line per finding. A refused
@@ -164,30 +247,35 @@ impl Report<'_> {
     /// [`Report::text`], written line by line: a report of a large domain
     /// need not be held in memory twice.
     pub fn write_text(&self, hint: &Hint, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        writeln!(out, "{}", self.headline())?;
+        writeln!(out, "{}", self.headline(hint))?;
         for s in self.settings {
-            writeln!(out, "xenify: policy: {} = {} ({})", s.key, s.value, s.source)?;
+            writeln!(out, "{}", escape(&format!("xenify: policy: {} = {} ({})", s.key, s.value, s.source)))?;
         }
         let refused = self.outcome == Outcome::Refused;
+        let losses = refused_losses(self.findings);
+        let mut line = String::new();
         for f in self.findings.iter().filter(|f| !refused || f.kind == Kind::Refused) {
-            write!(out, "xenify: {}: {}: {}", f.kind, f.path, f.message)?;
-            if let (Kind::Refused, Some(l)) = (f.kind, f.accept) {
-                write!(out, "; {}", hint.accept(l))?;
+            line.clear();
+            line.push_str(&format!("xenify: {}: {}: {}", f.kind, f.path, f.message));
+            if let (Kind::Refused, Some(_)) = (f.kind, f.accept) {
+                line.push_str(&format!("; {}", hint.accept(&losses)));
             }
-            writeln!(out, " [{}]", f.pass)?;
+            line.push_str(&format!(" [{}]", f.pass));
+            writeln!(out, "{}", escape(&line))?;
         }
         Ok(())
     }
 
     /// The JSON report as a value to serialise (fields in documented order).
     pub fn json_report(&self, hint: &Hint) -> JsonReport<'_> {
+        let losses = refused_losses(self.findings);
         let findings = self
             .findings
             .iter()
             .map(|f| JsonFinding {
                 finding: f,
                 hint: match (f.kind, f.accept) {
-                    (Kind::Refused, Some(l)) => Some(hint.accept(l)),
+                    (Kind::Refused, Some(_)) => Some(hint.accept(&losses)),
                     _ => None,
                 },
             })
@@ -196,7 +284,7 @@ impl Report<'_> {
             outcome: self.outcome,
             input: self.input,
             subject: self.subject,
-            headline: self.headline(),
+            headline: self.headline(hint),
             counts: Counts::of(self.findings),
             policy: self.settings,
             findings,
@@ -208,5 +296,36 @@ impl Report<'_> {
         let mut s = serde_json::to_string_pretty(&self.json_report(hint)).unwrap_or_default();
         s.push('\n');
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_writes_control_characters_and_line_separators_as_escapes() {
+        assert!(matches!(escape("VM 'web01' (/tmp/x)"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\nb\rc\td"), "a\\nb\\rc\\td");
+        assert_eq!(escape("a\u{1b}[2J\u{85}\u{2028}\u{2029}\u{7f}"), "a\\u{1b}[2J\\u{85}\\u{2028}\\u{2029}\\u{7f}");
+        assert_eq!(escape("é → ü"), "é → ü");
+    }
+
+    #[test]
+    fn a_hint_keeps_what_its_setting_already_accepts() {
+        let refused = [Loss::GraphicsSecurity, Loss::Nwfilter];
+        let hook = |accepted: Vec<Loss>| Hint::Hook {
+            config: "/etc/xenify/xenify.toml".into(),
+            property: "xenify_accept".into(),
+            accepted,
+        };
+        assert_eq!(
+            hook(vec![Loss::Tpm, Loss::Nwfilter]).setting(&refused),
+            "add \"graphics-security\", \"nwfilter\" to accept in /etc/xenify/xenify.toml or set the VM custom property xenify_accept=tpm,nwfilter,graphics-security"
+        );
+        assert_eq!(
+            Hint::Cli { accepted: vec![Loss::Vlan] }.accept(&refused),
+            "to convert without it, pass --accept vlan,graphics-security,nwfilter"
+        );
     }
 }

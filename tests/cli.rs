@@ -55,7 +55,7 @@ fn unknown_pass_names_are_usage_errors_listing_the_passes() {
         let o = xenify(&["convert", FLOPPY, flag, "os-to-xen,no-such-pass"]);
         assert_eq!(o.status.code(), Some(2), "{flag}");
         let err = stderr(&o);
-        assert!(err.contains("unknown pass 'no-such-pass'"), "{err}");
+        assert!(err.contains(&format!("invalid value 'no-such-pass' for '{flag} <PASS,…>'")), "{err}");
         for p in ALL {
             assert!(err.contains(p.name), "{flag}: {} not listed in: {err}", p.name);
         }
@@ -67,20 +67,126 @@ fn unknown_pass_names_are_usage_errors_listing_the_passes() {
 fn unknown_loss_ids_are_usage_errors() {
     let o = xenify(&["convert", FLOPPY, "--accept", "nwfilter,spoofing"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown loss id 'spoofing'"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("invalid value 'spoofing' for '--accept <ID,…>'"), "{err}");
+    for l in xenify::Loss::ALL {
+        assert!(err.contains(l.id()), "{l} not listed in: {err}");
+    }
 }
 
 #[test]
 fn only_and_skip_choose_the_passes_that_run() {
-    let o = xenify(&["convert", FLOPPY, "--only", "domain-type-to-xen,clock-to-xen", "--report", "json"]);
+    let o = xenify(&[
+        "convert",
+        FLOPPY,
+        "--only",
+        "domain-type-to-xen,clock-to-xen",
+        "--accept",
+        ALL_LOSSES,
+        "--report",
+        "json",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
-    let passes: Vec<&str> =
-        report["findings"].as_array().unwrap().iter().map(|f| f["pass"].as_str().unwrap()).collect();
-    assert!(passes.iter().all(|p| *p == "domain-type-to-xen" || *p == "clock-to-xen"), "{passes:?}");
-    assert!(passes.contains(&"clock-to-xen"));
-    let o = xenify(&["convert", FLOPPY, "--skip", "remove-floppies,interfaces-to-xen-pv,graphics-to-xen"]);
-    assert_eq!(o.status.code(), Some(0), "skipping the passes that refuse converts: {}", stderr(&o));
+    let findings = report["findings"].as_array().unwrap();
+    // Edits come from the passes that ran only; the others get one warning each.
+    let edits: Vec<&str> =
+        findings.iter().filter(|f| f["kind"] != "warning").map(|f| f["pass"].as_str().unwrap()).collect();
+    assert!(edits.iter().all(|p| *p == "domain-type-to-xen" || *p == "clock-to-xen"), "{edits:?}");
+    assert!(edits.contains(&"clock-to-xen"));
+    let o = xenify(&["convert", FLOPPY, "--skip", "clock-to-xen", "--accept", ALL_LOSSES, "--diff"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let diff = String::from_utf8(o.stdout).unwrap();
+    assert!(!diff.contains("timer"), "clock-to-xen ran although skipped: {diff}");
+}
+
+/// Issue 12 item 3: skipping the passes that refuse once let SPICE TLS and
+/// NIC filters through with "converted".
+#[test]
+fn a_left_out_pass_that_refuses_refuses_the_run() {
+    let skip = "remove-floppies,interfaces-to-xen-pv,graphics-to-xen";
+    let dir = scratch("skip");
+    let output = dir.join("out.xml");
+    let o = xenify(&["convert", FLOPPY, "--skip", skip, "-o", output.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!output.exists(), "a run refused by a skipped pass wrote its output");
+    let err = stderr(&o);
+    let first = err.lines().next().unwrap();
+    assert!(first.starts_with("xenify: refused: VM 'windows_10' cannot run on Xen unless"), "{first}");
+    for (pass, path) in [
+        ("remove-floppies", "/domain/devices/disk[2]"),
+        ("interfaces-to-xen-pv", "/domain/devices/interface[1]/filterref"),
+        ("graphics-to-xen", "/domain/devices/graphics[1]"),
+    ] {
+        let line = err.lines().find(|l| l.ends_with(&format!("[{pass}]"))).unwrap_or_else(|| panic!("{pass}: {err}"));
+        assert!(
+            line.starts_with(&format!("xenify: refused: {path}: this pass was left out of the run, but it refuses")),
+            "{line}"
+        );
+    }
+    // --only leaves out every other pass: the same refusals.
+    let o = xenify(&["convert", FLOPPY, "--only", "domain-type-to-xen", "--report", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    let refused: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "refused")
+        .map(|f| f["pass"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["remove-floppies", "interfaces-to-xen-pv", "graphics-to-xen"]);
+    // A refusal no setting accepts stays one when its pass is left out.
+    let aarch64 = "fixtures/passes/domain-type-to-xen/aarch64-refused.xml";
+    let o = xenify(&["convert", aarch64, "--skip", "domain-type-to-xen"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).lines().next().unwrap().contains("architecture 'aarch64'"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_left_out_pass_that_would_change_something_says_so() {
+    let skip = "remove-floppies,interfaces-to-xen-pv,graphics-to-xen";
+    let o = xenify(&["convert", FLOPPY, "--skip", skip, "--accept", ALL_LOSSES]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("tlsPort="), "the skipped graphics-to-xen ran after all");
+    for pass in skip.split(',') {
+        let line = err
+            .lines()
+            .find(|l| {
+                l.starts_with("xenify: warning: /domain: this pass was left out") && l.ends_with(&format!("[{pass}]"))
+            })
+            .unwrap_or_else(|| panic!("no warning for {pass}: {err}"));
+        assert!(line.contains("it would have changed"), "{line}");
+    }
+    assert!(err.contains("removed 11 and added 2 (the first at /domain/devices/graphics[1]/@tlsPort)"), "{err}");
+    // A pass left out that would change nothing is not mentioned.
+    let o = xenify(&["convert", FLOPPY, "--skip", "features-to-xen", "--accept", ALL_LOSSES]);
+    let err = stderr(&o);
+    assert!(err.contains("[features-to-xen]") && err.contains("left out"), "{err}");
+    let o = xenify(&["convert", "fixtures/domains/already-xen.xml", "--skip", "features-to-xen"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("left out"), "{}", stderr(&o));
+}
+
+#[test]
+fn diff_with_an_output_file_is_a_usage_error() {
+    let dir = scratch("diff-write");
+    let input = dir.join("in.xml");
+    let original = std::fs::read(common::root().join(FLOPPY)).unwrap();
+    std::fs::write(&input, &original).unwrap();
+    let output = dir.join("out.xml");
+    for args in [&["-o", output.to_str().unwrap()][..], &["--in-place"][..]] {
+        let mut all = vec!["convert", input.to_str().unwrap(), "--diff", "--accept", ALL_LOSSES];
+        all.extend_from_slice(args);
+        let o = xenify(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("'--diff' cannot be used with"), "{}", stderr(&o));
+        assert!(o.stdout.is_empty());
+        assert!(!output.exists());
+        assert_eq!(std::fs::read(&input).unwrap(), original);
+    }
 }
 
 #[test]
@@ -91,9 +197,11 @@ fn exit_codes_and_output() {
     assert!(o.stdout.is_empty());
     let err = stderr(&o);
     assert!(err.lines().next().unwrap().starts_with("xenify: refused: VM 'windows_10' cannot run on Xen"), "{err}");
-    for id in ["floppy-media", "nwfilter", "graphics-security"] {
-        assert!(err.contains(&format!("pass --accept {id}")), "{id} in {err}");
+    // Every hint names the one value that converts the VM: all its losses.
+    for l in err.lines().skip(1) {
+        assert!(l.contains("; to convert without it, pass --accept floppy-media,nwfilter,graphics-security ["), "{l}");
     }
+    assert_eq!(err.lines().count(), 4, "{err}");
     // Converted: exit 0, the document on stdout.
     let o = xenify(&["convert", FLOPPY, "--accept", ALL_LOSSES]);
     assert_eq!(o.status.code(), Some(0));
@@ -216,4 +324,55 @@ fn config_file_sets_the_policy() {
 #[allow(dead_code)]
 fn exists(p: &Path) -> bool {
     p.exists()
+}
+
+/// Issue 12 item 4: `--accept` replaced the file's accept, and `--accept`
+/// with `--set accept=` dropped one; every source adds (MERGE_RULE).
+#[test]
+fn every_source_of_accept_adds_to_the_others() {
+    let dir = scratch("accept-sources");
+    let config = dir.join("xenify.toml");
+    std::fs::write(&config, "accept = [\"floppy-media\"]\n").unwrap();
+    let c = config.to_str().unwrap();
+    let o = xenify(&["convert", FLOPPY, "--config", c, "--set", "accept=nwfilter", "--accept", "graphics-security"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    for line in [
+        format!("xenify: policy: accept = [\"floppy-media\"] ({c} line 1)"),
+        "xenify: policy: accept = [\"nwfilter\"] (command-line flag --set accept)".to_string(),
+        "xenify: policy: accept = [\"graphics-security\"] (command-line flag --accept)".to_string(),
+    ] {
+        assert!(err.contains(&line), "{line} not in {err}");
+    }
+    // The hint repeats what the command line already accepts, not the file.
+    let o = xenify(&["convert", FLOPPY, "--config", c, "--accept", "nwfilter"]);
+    assert_eq!(o.status.code(), Some(1));
+    let first = stderr(&o).lines().next().unwrap().to_string();
+    assert!(first.contains("unless the loss of graphics-security is accepted: to convert it, pass --accept nwfilter,graphics-security;"), "{first}");
+}
+
+/// Issue 12 item 8: policy values in JSON are typed.
+#[test]
+fn json_policy_values_are_typed() {
+    let o = xenify(&[
+        "convert",
+        FLOPPY,
+        "--set",
+        "max_vcpus=64",
+        "--set",
+        "nic_model=netfront",
+        "--accept",
+        "nwfilter,tpm",
+        "--report",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(
+        report["policy"],
+        serde_json::json!([
+            { "key": "nic_model", "value": "netfront", "source": "command-line flag --set nic_model" },
+            { "key": "max_vcpus", "value": 64, "source": "command-line flag --set max_vcpus" },
+            { "key": "accept", "value": ["nwfilter", "tpm"], "source": "command-line flag --accept" },
+        ])
+    );
 }

@@ -23,7 +23,73 @@ fn readme_lists_every_pass_in_pipeline_order() {
     for (i, p) in ALL.iter().enumerate() {
         table.push_str(&format!("| {} | `{}` | {} |\n", i + 1, p.name, p.summary.replace('<', "&lt;")));
     }
-    assert_eq!(section(&readme(), "passes"), table);
+    let shown = section(&readme(), "passes");
+    assert!(
+        shown == table,
+        "README.md's passes table is not passes::ALL.\n{}\nThe table (between <!-- passes:start --> and <!-- passes:end -->) should read:\n{table}",
+        common::adding_a_pass()
+    );
+}
+
+/// Issue 12 item 9: the checklist the failing tests print names the five places.
+#[test]
+fn adding_a_pass_lists_five_places() {
+    let list = common::adding_a_pass();
+    let items: Vec<&str> = list.lines().filter(|l| l.starts_with(|c: char| c.is_ascii_digit())).collect();
+    assert_eq!(items.len(), 5, "{list}");
+    for place in ["src/passes/<name>.rs", "mod <name>;", "`ALL`", "fixtures/passes/<name>/", "README.md"] {
+        assert!(list.contains(place), "the checklist does not name {place}: {list}");
+    }
+    assert!(list.contains("at least two cases"), "{list}");
+    let readme = readme();
+    assert!(readme.contains("cargo install cargo-insta --locked"), "README must say how to get cargo insta");
+    assert!(readme.contains("Every pass folder needs at least two cases"), "README must state the two-case minimum");
+}
+
+/// Issue 12 item 4: the rule by which policy sources combine is stated in
+/// the same words in the README, xenify.toml(5) and the shipped file.
+#[test]
+fn the_merge_rule_is_stated_in_the_same_words_everywhere() {
+    let rule = xenify::policy::MERGE_RULE;
+    let readme = readme();
+    let quoted = readme.split("<!-- checked: merge-rule -->\n").nth(1).expect("README quotes the merge rule");
+    assert_eq!(quoted.lines().next().unwrap(), format!("> {rule}"));
+    let shipped = std::fs::read_to_string(common::root().join("hooks/xenify.toml")).unwrap();
+    assert!(
+        shipped.contains(&xenify::policy::wrap_comment(rule, 80)),
+        "hooks/xenify.toml does not state the merge rule"
+    );
+    let dir = generated("man", "rule");
+    // roff escapes: \- for a hyphen, \*(Aq for an apostrophe.
+    let page = std::fs::read_to_string(dir.join("xenify.toml.5")).unwrap().replace("\\-", "-").replace("\\*(Aq", "'");
+    assert!(page.contains(rule), "xenify.toml(5) does not state the merge rule");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 12 item 9: the fuzz target is formatted as rustfmt.toml says. It is
+/// its own workspace, so `cargo fmt` at the top never reaches it.
+#[test]
+fn the_fuzz_target_is_formatted() {
+    let root = common::root();
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(root.join("fuzz/fuzz_targets")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "rs") {
+            files.push(p);
+        }
+    }
+    let out = std::process::Command::new("rustfmt")
+        .args(["--check", "--edition", "2021"])
+        .args(&files)
+        .current_dir(&root)
+        .output()
+        .expect("rustfmt is needed (rustup component add rustfmt)");
+    assert!(
+        out.status.success(),
+        "not formatted (cd fuzz && cargo fmt), or rustfmt is missing (rustup component add rustfmt):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -114,6 +180,25 @@ fn man_pages_cover_every_subcommand_key_and_loss_id() {
     {
         assert!(convert.contains(flag), "xenify-convert(1) lacks {flag}");
     }
+    // Issue 12 item 8: the synopsis names each option's value.
+    let synopsis: String =
+        convert.split("DESCRIPTION").next().unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    for usage in
+        ["[-o|--output OUTPUT]", "[--only PASS,…]", "[--accept ID,…]", "[--set KEY=VALUE]", "[--in-place]", "[INPUT]"]
+    {
+        assert!(synopsis.contains(usage), "xenify-convert(1)'s synopsis lacks {usage}: {synopsis}");
+    }
+    // The hook's exit codes are its own: 0 and 2, and 1 only at the JSON points.
+    let hook = render_man(&dir.join("xenify-hook.1"));
+    let status = hook.split("EXIT STATUS").nth(1).unwrap().split("SEE ALSO").next().unwrap();
+    let codes: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("       ")?.split_whitespace().next())
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(codes, ["0", "1", "2"], "xenify-hook(1) EXIT STATUS: {status}");
+    let squeezed = status.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains("1 Only at the JSON points"), "xenify-hook(1) EXIT STATUS: {status}");
     let config = render_man(&dir.join("xenify.toml.5"));
     let squeezed = config.split_whitespace().collect::<Vec<_>>().join(" ");
     for k in xenify::policy::KEYS {
@@ -127,24 +212,62 @@ fn man_pages_cover_every_subcommand_key_and_loss_id() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// What bash offers for `xenify WORDS…` with the generated completion.
+fn complete_bash(dir: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let line = words.join(" ");
+    let array: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        "source {}; COMP_WORDS=({}); COMP_CWORD={}; COMP_LINE='{line}'; COMP_POINT={}; \
+         _xenify xenify '{}' '{}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        dir.join("xenify.bash").display(),
+        array.join(" "),
+        words.len() - 1,
+        line.len(),
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = std::process::Command::new("bash").args(["--norc", "-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+}
+
 #[test]
 fn bash_loads_the_generated_completion() {
     let dir = generated("completions", "bash");
     for file in ["xenify.bash", "_xenify", "xenify.fish"] {
         assert!(dir.join(file).is_file(), "no {file}");
     }
-    let script = format!(
-        "source {}; complete -p xenify; COMP_WORDS=(xenify con); COMP_CWORD=1; COMP_LINE='xenify con'; COMP_POINT=10; \
-         _xenify xenify con xenify; echo \"${{COMPREPLY[@]}}\"",
-        dir.join("xenify.bash").display()
-    );
+    let script = format!("source {}; complete -p xenify", dir.join("xenify.bash").display());
     let out = std::process::Command::new("bash").args(["--norc", "-c", &script]).output().unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        stdout.starts_with("complete ") && stdout.lines().next().unwrap().ends_with("-F _xenify xenify"),
-        "{stdout}"
-    );
-    assert_eq!(stdout.lines().last(), Some("convert"), "completing `xenify con`: {stdout}");
+    assert!(stdout.starts_with("complete ") && stdout.trim_end().ends_with("-F _xenify xenify"), "{stdout}");
+    assert_eq!(complete_bash(&dir, &["xenify", "con"]), ["convert"]);
+    // Issue 12 item 8: the hidden generate is not offered; loss ids and pass
+    // names are.
+    let commands = complete_bash(&dir, &["xenify", ""]);
+    assert!(commands.contains(&"doctor".to_string()) && !commands.contains(&"generate".to_string()), "{commands:?}");
+    let ids: Vec<&str> = Loss::ALL.iter().map(|l| l.id()).collect();
+    assert_eq!(complete_bash(&dir, &["xenify", "convert", "--accept", ""]), ids);
+    assert_eq!(complete_bash(&dir, &["xenify", "check", "x.xml", "--accept", "graphics-"]), ["graphics-security"]);
+    let names: Vec<&str> = ALL.iter().map(|p| p.name).collect();
+    for flag in ["--only", "--skip"] {
+        assert_eq!(complete_bash(&dir, &["xenify", "convert", flag, ""]), names, "{flag}");
+    }
+    for file in ["_xenify", "xenify.fish"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(!text.contains("generate"), "{file} offers the hidden generate");
+        assert!(text.contains("graphics-security") && text.contains("remove-virtio-serial"), "{file}");
+    }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 12 item 8: `check --help` says where the table goes.
+#[test]
+fn check_help_says_the_table_goes_to_stdout() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xenify")).args(["check", "--help"]).output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap().split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("Prints on stdout a table"), "{help}");
+    assert!(help.contains("Format of the table on stdout"), "{help}");
+    assert!(!help.contains("on stderr"), "{help}");
 }

@@ -69,21 +69,26 @@ fn every_pass_has_fixtures_and_a_case_that_changes_nothing() {
     folders.sort();
     let mut names: Vec<String> = ALL.iter().map(|p| p.name.to_string()).collect();
     names.sort();
-    assert_eq!(folders, names, "fixtures/passes must have one folder per pass of passes::ALL");
+    assert_eq!(
+        folders,
+        names,
+        "fixtures/passes must have one folder per pass of passes::ALL.\n{}",
+        common::adding_a_pass()
+    );
     for pass in ALL {
         let cases: Vec<_> = std::fs::read_dir(dir.join(pass.name))
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "xml"))
             .collect();
-        assert!(cases.len() >= 2, "{}: fewer than two cases", pass.name);
+        assert!(cases.len() >= 2, "{}: fewer than two cases.\n{}", pass.name, common::adding_a_pass());
         let unchanged = cases.iter().any(|p| {
             let text = std::fs::read_to_string(p).unwrap();
             let policy = policy_for(p);
             let c = xenify::convert(&text, &[pass], &xenify::Context::new(&policy));
             c.is_ok_and(|c| c.output().as_deref() == Some(text.as_str()))
         });
-        assert!(unchanged, "{}: no case where nothing may change", pass.name);
+        assert!(unchanged, "{}: no case where nothing may change.\n{}", pass.name, common::adding_a_pass());
     }
 }
 

@@ -119,13 +119,133 @@ fn refusal_leaves_the_file_byte_identical_and_exits_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert_eq!(std::fs::read(&path).unwrap(), original);
         let err = String::from_utf8_lossy(&o.stderr);
-        let first = err.lines().next().unwrap();
-        assert!(first.starts_with("xenify: refused: VM 'windows_10' cannot run on Xen as it is"), "{first}");
-        assert!(err.contains("set the VM custom property xenify_accept=nwfilter"), "{err}");
-        // The hint names the policy file in force.
+        // Line 1, which the engine shows, says what stops the VM and the
+        // exact setting that starts it; the hint names the policy file in force.
         let config = dir.join("empty.toml");
-        assert!(err.contains(&format!("add \"nwfilter\" to accept in {}", config.display())), "{err}");
+        let setting = format!(
+            "add \"floppy-media\", \"nwfilter\", \"graphics-security\" to accept in {} or set the VM custom property xenify_accept=floppy-media,nwfilter,graphics-security",
+            config.display()
+        );
+        let first = err.lines().next().unwrap();
+        assert_eq!(
+            first,
+            format!(
+                "xenify: refused: VM 'windows_10' cannot run on Xen unless the loss of floppy-media, nwfilter, graphics-security is accepted: to start it, {setting}; nothing was written ({})",
+                path.display()
+            )
+        );
+        for line in err.lines().skip(1) {
+            assert!(line.contains(&format!("; to start without it, {setting} [")), "{line}");
+        }
     }
+}
+
+/// Issue 12 item 4: with xenify_accept=nwfilter set, the hint proposed
+/// xenify_accept=graphics-security, which would have taken nwfilter back.
+#[test]
+fn the_hint_keeps_what_the_custom_property_already_accepts() {
+    let dir = scratch("hint-keeps");
+    let path = dir.join("tmpdomxml");
+    let original = fixture("hostedengine-lease.xml");
+    std::fs::write(&path, &original).unwrap();
+    let o = hook_with(&path, &[], &[("xenify_accept", "nwfilter")]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let first = err.lines().next().unwrap();
+    assert!(first.contains("unless the loss of graphics-security is accepted"), "{first}");
+    assert!(first.contains("set the VM custom property xenify_accept=nwfilter,graphics-security;"), "{first}");
+    assert!(err.contains("xenify: policy: accept = [\"nwfilter\"] (VM custom property xenify_accept)"), "{err}");
+    // Following the hint starts the VM.
+    let o = hook_with(&path, &[], &[("xenify_accept", "nwfilter,graphics-security")]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The policy file's accept and the VM's xenify_accept add up
+/// (policy::MERGE_RULE); the file's own other keys are overridden.
+#[test]
+fn a_custom_property_adds_to_the_policy_files_accept() {
+    let dir = scratch("accept-union");
+    let path = dir.join("tmpdomxml");
+    let original = fixture("hostedengine-lease.xml");
+    std::fs::write(&path, &original).unwrap();
+    let config = dir.join("xenify.toml");
+    std::fs::write(&config, "accept = [\"nwfilter\"]\nnic_model = \"rtl8139\"\n").unwrap();
+    let o = hook_with_config(&path, &config, &[], &[("xenify_accept", "graphics-security")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("xenify: policy: accept = [\"nwfilter\"] ({} line 1)", config.display())), "{err}");
+    assert!(
+        err.contains("xenify: policy: accept = [\"graphics-security\"] (VM custom property xenify_accept)"),
+        "{err}"
+    );
+    // Without the property, the hint adds to what the file accepts.
+    std::fs::write(&path, &original).unwrap();
+    let o = hook_with_config(&path, &config, &[], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let first = String::from_utf8_lossy(&o.stderr).lines().next().unwrap().to_string();
+    assert!(
+        first.contains(&format!(
+            "add \"graphics-security\" to accept in {} or set the VM custom property xenify_accept=graphics-security;",
+            config.display()
+        )),
+        "{first}"
+    );
+}
+
+/// Issue 12 item 6: line 1 of a refusal that no setting accepts says why.
+#[test]
+fn line_one_says_why_the_vm_cannot_start() {
+    let dir = scratch("why");
+    let path = dir.join("tmpdomxml");
+    for (fixture, why) in [
+        ("domain-type-to-xen/aarch64-refused.xml", "architecture 'aarch64': xenify converts x86 guests"),
+        ("fix-cdroms/third-cdrom-refused.xml", "a third CD-ROM: libxl emulates CD-ROMs on IDE only"),
+        ("memory-to-xen/below-min-memory-refused.xml", "64 MiB of memory is below the policy's min_memory_mib"),
+        ("disks-to-xen-pv/gluster-disk-refused.xml", "network disk with protocol 'gluster'"),
+        ("interfaces-to-xen-pv/direct-interface-refused.xml", "interface type 'direct'"),
+        ("os-to-xen/pvh-without-kernel-refused.xml", "a PVH guest needs a kernel to boot"),
+    ] {
+        let input = std::fs::read(common::root().join("fixtures/passes").join(fixture)).unwrap();
+        std::fs::write(&path, &input).unwrap();
+        let guest = if fixture.starts_with("os-to-xen") { "pvh" } else { "hvm" };
+        let o = hook_with(&path, &[], &[("xenify_guest", guest), ("xenify_accept", "nwfilter,graphics-security")]);
+        assert_eq!(o.status.code(), Some(2), "{fixture}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        let first = err.lines().next().unwrap();
+        assert!(
+            first.starts_with("xenify: refused: VM '") && first.contains(&format!("cannot run on Xen: {why}")),
+            "{fixture}: {first}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), input, "{fixture}");
+    }
+}
+
+/// Issue 12 item 6: a newline in the VM's name (or anything else the
+/// report quotes) cannot forge a line of the report or of vdsm.log.
+#[test]
+fn control_characters_from_the_document_are_escaped() {
+    let dir = scratch("forge");
+    let path = dir.join("tmp\nxenify: converted: forged");
+    let domain = "<domain type='kvm'><name>vm&#10;xenify: converted: VM 'forged'&#13;&#x85;&#x2028;&#9;end</name>\
+        <memory>1048576</memory><vcpu>1</vcpu><os><type arch='aarch64'>hvm</type></os>\
+        <devices><interface type='bridge'><source bridge='b&#10;xenify: x'/>\
+        <filterref filter='f&#10;xenify: converted: forged'/></interface></devices></domain>";
+    std::fs::write(&path, domain).unwrap();
+    let o = hook(&path, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines.iter().all(|l| !l.contains(['\r', '\t', '\u{85}', '\u{2028}'])), "{err:?}");
+    assert!(
+        lines[0].starts_with(
+            "xenify: refused: VM 'vm\\nxenify: converted: VM 'forged'\\r\\u{85}\\u{2028}\\tend' cannot run"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with("tmp\\nxenify: converted: forged)"), "{}", lines[0]);
+    assert!(lines[2].contains("network filter 'f\\nxenify: converted: forged'"), "{}", lines[2]);
 }
 
 #[test]

@@ -23,11 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let output = c.output();
     let mut written = Vec::new();
     c.write_output(&mut written).expect("writing to a Vec cannot fail");
-    assert_eq!(
-        written,
-        output.as_deref().unwrap_or("").as_bytes(),
-        "write_output and output disagree"
-    );
+    assert_eq!(written, output.as_deref().unwrap_or("").as_bytes(), "write_output and output disagree");
     if let Some(out) = output {
         if let Err(e) = xenify::Document::parse(&out) {
             panic!("the output does not parse again: {e}\n--- output ---\n{out}");

@@ -16,6 +16,16 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// What adding a pass takes, as ARCHITECTURE.md lists it: the tests that
+/// compare `passes::ALL` with the README and the fixtures print it.
+pub fn adding_a_pass() -> String {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).unwrap();
+    let start = "<!-- adding-a-pass:start -->\n";
+    let from = text.find(start).expect("ARCHITECTURE.md lists what adding a pass takes") + start.len();
+    let to = from + text[from..].find("<!-- adding-a-pass:end -->").unwrap();
+    format!("Adding a pass touches five places (ARCHITECTURE.md, \"Adding a pass\"):\n{}", &text[from..to])
+}
+
 /// The policy of a fixture: its sibling `<case>.toml`, if any.
 pub fn policy_for(fixture: &Path) -> Policy {
     let mut policy = Policy::default();
@@ -100,7 +110,7 @@ pub fn snapshot(label: &str, text: &str, c: &Result<Conversion<'_>, xenify::Erro
         error: None,
         settings: &policy.settings(),
     };
-    let mut s = report.text(&Hint::Cli);
+    let mut s = report.text(&Hint::cli(policy));
     if let Some(out) = &c.output() {
         let diff = xenify::diff::unified(text, out, "input", "output");
         s.push('\n');
