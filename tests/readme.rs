@@ -237,7 +237,7 @@ fn the_example_commands_run() {
         };
         let command = command.split(" > ").next().unwrap();
         // `-o FILE` writes into a scratch directory, not the project.
-        let out = std::env::temp_dir().join(format!("xenify-readme-{}", std::process::id()));
+        let out = std::env::temp_dir().join(format!("xenify-readme-commands-{}", std::process::id()));
         std::fs::create_dir_all(&out).unwrap();
         let mut args: Vec<String> = words(command.strip_prefix("xenify ").unwrap())
             .into_iter()
