@@ -9,6 +9,10 @@ made in this one invocation, so that ratios hold on a noisy, shared machine.
    against a minidom Python hook doing the main rewrites; runs interleaved;
    peak resident memory of the hook from wait4(2).
 3. Batch: `xenify check` over a directory of 1,000 domains.
+4. Worst shapes: the inputs of tests/growth.rs (the shapes that once made
+   xenify's cost grow faster than its input) at 1 and 8 MiB, converted by
+   the release binary: the cost per MB, and its growth from 1 to 8 MiB (1.0
+   for a linear cost, 8 for a quadratic one).
 """
 
 import json
@@ -112,6 +116,34 @@ def batch(tmp):
     return total, t
 
 
+SHAPES_SIZE = 8 << 20
+SHAPE_RUNS = int(os.environ.get("BENCH_SHAPE_RUNS", "3"))
+
+
+def worst_shapes(tmp):
+    """(shape, small bytes, small s, large bytes, large s, exit code) per shape of tests/growth.rs."""
+    d = tmp / "shapes"
+    env = dict(os.environ, XENIFY_SHAPES_DIR=str(d), XENIFY_SHAPES_SIZE=str(SHAPES_SIZE))
+    subprocess.run(["cargo", "test", "-q", "--locked", "--test", "growth", "write_worst_shapes", "--", "--ignored"],
+                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+    rows = []
+    for small in sorted(d.glob("*.small.xml")):
+        large = small.with_name(small.name.replace(".small.", ".large."))
+        name = small.name.split(".")[0][3:].replace("-", " ")
+        costs, code = [], 0
+        for f in (small, large):
+            times = []
+            for _ in range(SHAPE_RUNS):
+                start = time.perf_counter()
+                r = subprocess.run([str(XENIFY), "convert", str(f), "--accept", ACCEPT, "-o", str(tmp / "shape-out.xml")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                times.append(time.perf_counter() - start)
+                code = r.returncode
+            costs.append(statistics.median(times))
+        rows.append((name, small.stat().st_size, costs[0], large.stat().st_size, costs[1], code))
+    return rows
+
+
 def machine():
     cpu = "unknown CPU"
     try:
@@ -159,6 +191,16 @@ def main():
         out.append("| wall (s) | MB/s | files/s |")
         out.append("| ---: | ---: | ---: |")
         out.append(f"| {secs:.3f} | {total / secs / 1e6:.0f} | {1000 / secs:.0f} |")
+        out.append("")
+        out.append(f"Worst shapes (tests/growth.rs) at {SHAPES_SIZE // 8 >> 20} and {SHAPES_SIZE >> 20} MiB, `xenify convert -o`, "
+                   f"medians of {SHAPE_RUNS} runs; growth = (large time / small time) / (large size / small size)")
+        out.append("")
+        out.append("| shape | outcome | large (ms) | ms per MB | growth |")
+        out.append("| --- | --- | ---: | ---: | ---: |")
+        for name, ssize, st, lsize, lt, code in worst_shapes(tmp):
+            growth = (lt / st) / (lsize / ssize)
+            outcome = {0: "converted", 1: "refused"}.get(code, "error: past a limit")
+            out.append(f"| {name} | {outcome} | {lt * 1e3:.0f} | {lt * 1e3 / (lsize / 1e6):.1f} | {growth:.2f} |")
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     (ROOT / "target" / "bench.md").write_text(text)

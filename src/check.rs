@@ -3,8 +3,9 @@
 //! changes, and the loss ids or errors that stop it; then a summary that
 //! counts, per loss id, the VMs it blocks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
@@ -66,39 +67,68 @@ pub struct Summary {
     pub losses: BTreeMap<String, usize>,
 }
 
-/// The `*.xml` files named or found below the directories named, sorted
-/// within each directory.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            walk(p, &mut out).with_context(|| format!("cannot list {}", p.display()))?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+/// What `check` found to read: a file, or a directory it could not list
+/// (which gets an error row of its own, and the run goes on).
+pub enum Found {
+    File(PathBuf),
+    Unlisted(PathBuf, std::io::Error),
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    // The entry's type comes with the directory listing: no stat per file.
-    let mut entries: Vec<(PathBuf, bool)> = std::fs::read_dir(dir)?
-        .map(|e| {
-            let e = e?;
-            let (path, kind) = (e.path(), e.file_type()?);
-            let is_dir = kind.is_dir() || (kind.is_symlink() && path.is_dir());
-            Ok((path, is_dir))
-        })
-        .collect::<std::io::Result<_>>()?;
-    entries.sort();
-    for (e, is_dir) in entries {
-        if is_dir {
-            walk(&e, out)?;
-        } else if e.extension().is_some_and(|x| x == "xml") {
-            out.push(e);
+/// The paths named, with every directory among them replaced by the `*.xml`
+/// files below it, sorted within each directory. A path named is followed,
+/// a link to a directory included. Inside a directory, symbolic links are
+/// not followed (as `grep -r` and `find` do not): libvirt's autostart
+/// directory holds links to the domains beside it, and links can loop
+/// (`sub/up -> ..`). Each directory is read once, so neither a bind mount
+/// nor a directory named twice repeats or loops.
+pub fn collect(paths: &[PathBuf]) -> Vec<Found> {
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &m, &mut seen, &mut out),
+            _ => out.push(Found::File(p.clone())),
         }
     }
-    Ok(())
+    out
+}
+
+fn walk(dir: &Path, meta: &std::fs::Metadata, seen: &mut HashSet<(u64, u64)>, out: &mut Vec<Found>) {
+    if !seen.insert((meta.dev(), meta.ino())) {
+        return;
+    }
+    // The entry's type comes with the directory listing: no stat per file.
+    let listing = std::fs::read_dir(dir).and_then(|entries| {
+        entries.map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?)))).collect::<std::io::Result<Vec<_>>>()
+    });
+    let mut entries = match listing {
+        Ok(entries) => entries,
+        Err(e) => return out.push(Found::Unlisted(dir.to_path_buf(), e)),
+    };
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        if kind.is_dir() {
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) => walk(&path, &m, seen, out),
+                Err(e) => out.push(Found::Unlisted(path, e)),
+            }
+        } else if !kind.is_symlink() && path.extension().is_some_and(|x| x == "xml") {
+            out.push(Found::File(path));
+        }
+    }
+}
+
+/// The row of a directory that could not be listed.
+pub fn unlisted_row(path: &Path, e: &std::io::Error) -> Row {
+    Row {
+        file: path.display().to_string(),
+        outcome: Verdict::Error,
+        subject: None,
+        changes: 0,
+        warnings: 0,
+        losses: Vec::new(),
+        problems: vec![format!("cannot list it: {e}")],
+    }
 }
 
 /// The policy of one document: the hook's layering (hook::vm_policy) with
@@ -250,12 +280,18 @@ pub fn run(
     json: bool,
     report_file: Option<&Path>,
 ) -> Result<u8> {
-    let files = collect(paths)?;
-    if files.is_empty() {
+    let found = collect(paths);
+    if found.is_empty() {
         let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         bail!("nothing to check: no *.xml file in {}", named.join(", "));
     }
-    let rows: Vec<Row> = files.iter().map(|f| row(f, setup, policy_of)).collect();
+    let rows: Vec<Row> = found
+        .iter()
+        .map(|f| match f {
+            Found::File(p) => row(p, setup, policy_of),
+            Found::Unlisted(p, e) => unlisted_row(p, e),
+        })
+        .collect();
     let summary = summarise(&rows);
     let data = (json || report_file.is_some())
         .then(|| serde_json::to_string_pretty(&Json { files: &rows, summary: &summary }).map(|s| s + "\n"))
@@ -266,7 +302,9 @@ pub fn run(
     };
     std::io::stdout().write_all(text.as_bytes())?;
     if let (Some(path), Some(d)) = (report_file, &data) {
-        std::fs::write(path, d).with_context(|| format!("cannot write the report to {}", path.display()))?;
+        files::Dest::resolve(path)
+            .and_then(|dest| dest.stage(&mut |w| w.write_all(d.as_bytes()))?.commit())
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     Ok(if summary.converts == summary.files { 0 } else { 1 })
 }

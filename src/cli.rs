@@ -257,6 +257,10 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
+/// Converts one document. Every failure comes before the first write: the
+/// outputs are resolved first, then written to temporary files (the report
+/// file too), and only then put in place, the report file before the
+/// document, so a run that exits non-zero has replaced nothing.
 fn convert(args: ConvertArgs) -> Result<u8> {
     let stdin = args.input.as_ref().is_none_or(|p| p.as_os_str() == "-");
     if args.in_place && stdin {
@@ -264,10 +268,24 @@ fn convert(args: ConvertArgs) -> Result<u8> {
     }
     let path = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let label = path.display().to_string();
-    let bytes = if stdin {
-        files::read_bounded(io::stdin().lock(), DEFAULT_SIZE_LIMIT).context("cannot read stdin")
+    // Where the document goes: resolved before anything is read. --in-place
+    // reads and replaces the file its links lead to.
+    let dest = if args.diff {
+        Ok(None)
+    } else if args.in_place {
+        files::Dest::existing(&path).map(Some).map_err(|e| anyhow::anyhow!("cannot read {label}: {e}"))
+    } else if let Some(o) = &args.output {
+        files::Dest::resolve(o).map(Some).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", o.display()))
     } else {
-        files::read_file(&path, DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}"))
+        Ok(None)
+    };
+    let bytes = match &dest {
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+        Ok(Some(d)) if args.in_place => {
+            files::read_file(d.path(), DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}"))
+        }
+        Ok(_) if stdin => files::read_bounded(io::stdin().lock(), DEFAULT_SIZE_LIMIT).context("cannot read stdin"),
+        Ok(_) => files::read_file(&path, DEFAULT_SIZE_LIMIT).with_context(|| format!("cannot read {label}")),
     };
     let mut policy = match &args.config {
         Some(path) => config_policy(path)?,
@@ -276,56 +294,88 @@ fn convert(args: ConvertArgs) -> Result<u8> {
     args.pipeline.apply(&mut policy)?;
     let passes = args.pipeline.passes();
     let setup = Setup { passes: &passes, host: &host::System, point: Point::Unknown };
-    let job = match &bytes {
+    let mut job = match &bytes {
         Ok(b) => Job::run(&label, b, &setup, |_| Ok(policy.clone())),
         Err(e) => Job::failed(&label, format!("{e:#}")),
     };
     let hint = Hint::cli(&policy);
-    let Some(c) = job.converted() else {
-        report(&job, &hint, &args)?;
-        return Ok(job.exit_code());
+    let cannot = match &args.output {
+        Some(o) if !args.in_place => format!("cannot write {}", o.display()),
+        _ => format!("cannot replace {label}"),
     };
-    let written = if args.diff {
-        let input = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default());
-        let output = c.output().unwrap_or_default();
-        let name = if stdin { "stdin" } else { label.as_str() };
-        let diff = xenify::diff::unified(&input, &output, &format!("a/{name}"), &format!("b/{name}"));
-        io::stdout().write_all(diff.as_bytes()).context("cannot write to stdout")
-    } else if args.in_place {
-        if c.changed() {
-            files::replace_with(&path, &mut |w| c.write_output(w)).with_context(|| format!("cannot replace {label}"))
-        } else {
-            Ok(())
+    // The document into a temporary file beside its destination.
+    let staged = match (job.converted(), &dest) {
+        (Some(c), Ok(Some(d))) if !args.in_place || c.changed() => {
+            Some(d.stage(&mut |w| c.write_output(w)).map_err(|e| format!("{cannot}: {e}")))
         }
-    } else if let Some(dest) = &args.output {
-        files::replace_with(dest, &mut |w| c.write_output(w))
-            .with_context(|| format!("cannot write {}", dest.display()))
-    } else {
-        let mut out = io::stdout().lock();
-        c.write_output(&mut out).and_then(|()| out.flush()).context("cannot write to stdout")
+        _ => None,
     };
-    match written {
-        Ok(()) => {
-            report(&job, &hint, &args)?;
-            Ok(job.exit_code())
+    let staged = match staged {
+        Some(Err(e)) => {
+            job = Job::failed(&label, e);
+            None
         }
-        Err(e) => {
-            report(&Job::failed(&label, format!("{e:#}")), &hint, &args)?;
-            Ok(2)
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    // The report file, which says how the run ended, is in place before the
+    // document: if it cannot be written, nothing is.
+    if let Some(p) = &args.report_file {
+        let json = job.report().json(&hint);
+        let written = files::Dest::resolve(p)
+            .and_then(|d| d.stage(&mut |w| w.write_all(json.as_bytes())))
+            .and_then(files::Staged::commit);
+        if let Err(e) = written {
+            drop(staged);
+            let why = format!("cannot write the report to {}: {e}; nothing was written", p.display());
+            report_on_stderr(&Job::failed(&label, why), &hint, &args);
+            return Ok(2);
         }
     }
+    let written = match job.converted() {
+        None => Ok(()),
+        Some(c) if args.diff => {
+            let input = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default());
+            let output = c.output().unwrap_or_default();
+            let name = if stdin { "stdin" } else { label.as_str() };
+            let diff = xenify::diff::unified(&input, &output, &format!("a/{name}"), &format!("b/{name}"));
+            io::stdout().write_all(diff.as_bytes()).context("cannot write to stdout")
+        }
+        Some(_) if args.in_place || args.output.is_some() => match staged {
+            Some(s) => s.commit().context(cannot),
+            // --in-place and nothing changed.
+            None => Ok(()),
+        },
+        Some(c) => {
+            let mut out = io::stdout().lock();
+            c.write_output(&mut out).and_then(|()| out.flush()).context("cannot write to stdout")
+        }
+    };
+    if let Err(e) = written {
+        job = Job::failed(&label, format!("{e:#}"));
+        // The report file says the run converted: it must say what happened.
+        if let Some(p) = &args.report_file {
+            let json = job.report().json(&hint);
+            if let Err(e) =
+                files::Dest::resolve(p).and_then(|d| d.stage(&mut |w| w.write_all(json.as_bytes()))?.commit())
+            {
+                let why = format!("cannot write the report to {}: {e}", p.display());
+                eprintln!("xenify: error: {}", xenify::report::escape(&why));
+            }
+        }
+    }
+    report_on_stderr(&job, &hint, &args);
+    Ok(job.exit_code())
 }
 
-fn report(job: &Job, hint: &Hint, args: &ConvertArgs) -> Result<()> {
+/// The report on stderr, as text or JSON. A failure to write it changes
+/// nothing: there is nowhere left to say so, and the outputs are in place.
+fn report_on_stderr(job: &Job, hint: &Hint, args: &ConvertArgs) {
     let r = job.report();
     let mut err = io::BufWriter::new(io::stderr().lock());
-    match args.report {
-        ReportFormat::Text => r.write_text(hint, &mut err)?,
-        ReportFormat::Json => err.write_all(r.json(hint).as_bytes())?,
+    let _ = match args.report {
+        ReportFormat::Text => r.write_text(hint, &mut err),
+        ReportFormat::Json => err.write_all(r.json(hint).as_bytes()),
     }
-    err.flush()?;
-    if let Some(path) = &args.report_file {
-        std::fs::write(path, r.json(hint)).with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
-    Ok(())
+    .and_then(|()| err.flush());
 }

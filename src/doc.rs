@@ -20,7 +20,7 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::io;
 
-use crate::error::Error;
+use crate::error::{Error, Shape};
 
 /// A handle to an element of a [`Document`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -33,6 +33,29 @@ pub const MAX_NODES: u32 = 2_000_000;
 /// Elements nested deeper than this are refused: no libvirt document comes
 /// close, and a bound keeps the recursive writer's stack small.
 pub const MAX_DEPTH: usize = 256;
+
+// The bounds below keep every input under the size limit linear in its
+// size. roxmltree compares each attribute of an element with every one
+// before it (duplicates, by namespace name and local name), each namespace
+// declaration with the element's others, and copies every namespace in
+// scope onto each element that declares one more; it keeps its distinct
+// namespaces in a sorted array. Unbounded, an element with 100,000
+// attributes (1.5 MB) took 16 s. A linear pre-scan ([`prescan`]) refuses
+// these shapes before roxmltree sees them; libvirt documents use at most
+// about 20 attributes on an element and a handful of namespaces.
+
+/// Attributes on one element, namespace declarations included.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// Namespace declarations in scope at any element.
+pub const MAX_NAMESPACES_IN_SCOPE: usize = 32;
+
+/// Different namespace declarations (prefix and name) in one document.
+pub const MAX_NAMESPACES: usize = 256;
+
+/// Bytes in one namespace name: roxmltree compares namespace names when it
+/// looks for duplicate attributes.
+pub const MAX_NAMESPACE_NAME: usize = 512;
 
 /// Byte offsets of an element of the input.
 #[derive(Clone, Debug)]
@@ -195,12 +218,27 @@ impl<'a> Document<'a> {
             Some(rest) => (true, rest),
             None => (false, text),
         };
+        if bom && src.starts_with('\u{feff}') {
+            // roxmltree would take the second for the first and pass it on.
+            return Err(Error::Malformed {
+                line: 1,
+                column: 1,
+                message: "a second byte order mark (U+FEFF) at the start; a document has at most one".into(),
+            });
+        }
         check_declaration(src)?;
+        let bad_reference = prescan(src)?;
         // roxmltree checks well-formedness (and refuses a DTD before reading
         // it); its tree is dropped before ours is built, so the two never
         // take memory at once.
         let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: MAX_NODES, ..Default::default() };
         roxmltree::Document::parse_with_options(src, opts).map_err(|e| xml_error(&e, src))?;
+        // roxmltree passes a reference to a surrogate or beyond U+10FFFF on
+        // as text; written back, no parser would read it.
+        if let Some((offset, why)) = bad_reference {
+            let (line, column) = position(src, offset);
+            return Err(Error::Malformed { line, column, message: why });
+        }
         let mut doc = Document {
             src,
             bom,
@@ -556,21 +594,37 @@ impl<'a> Document<'a> {
 
     /// Numbers the input children of `p` among their same-name siblings.
     fn number_children(&self, p: El) {
-        // A parent has few distinct child names: a list beats a hash map.
-        // First how often each name occurs, then each child's rank.
-        let mut totals: Vec<(&str, Option<u16>, u32, u32)> = Vec::new();
+        // First how often each name occurs, then each child's rank. A parent
+        // has few distinct child names, where a list beats a hash map; past
+        // a few dozen the list would make numbering quadratic in the
+        // children (50,000 differently named ones took seconds).
+        const LIST: usize = 32;
+        // A name, and how many siblings have it and how many were ranked.
+        type Name<'s> = (&'s str, Option<u16>);
+        let key = |k: El| (&*self.el(k).qname, self.el(k).ns);
+        let mut list: Vec<(Name, (u32, u32))> = Vec::new();
+        let mut map: std::collections::HashMap<Name, (u32, u32)> = std::collections::HashMap::new();
         for k in self.children_in_input(p) {
-            let el = self.el(k);
-            match totals.iter_mut().find(|c| (c.0, c.1) == (&*el.qname, el.ns)) {
-                Some(c) => c.2 += 1,
-                None => totals.push((&el.qname, el.ns, 1, 0)),
+            if !map.is_empty() {
+                map.entry(key(k)).or_default().0 += 1;
+            } else if let Some(c) = list.iter_mut().find(|c| c.0 == key(k)) {
+                c.1 .0 += 1;
+            } else if list.len() < LIST {
+                list.push((key(k), (1, 0)));
+            } else {
+                map.extend(list.drain(..));
+                map.insert(key(k), (1, 0));
             }
         }
         for k in self.children_in_input(p) {
-            let el = self.el(k);
-            if let Some(c) = totals.iter_mut().find(|c| (c.0, c.1) == (&*el.qname, el.ns)) {
-                c.3 += 1;
-                let _ = el.sibling.set((c.3, c.2 > 1));
+            let count = if map.is_empty() {
+                list.iter_mut().find(|c| c.0 == key(k)).map(|c| &mut c.1)
+            } else {
+                map.get_mut(&key(k))
+            };
+            if let Some((total, rank)) = count {
+                *rank += 1;
+                let _ = self.el(k).sibling.set((*rank, *total > 1));
             }
         }
     }
@@ -1067,6 +1121,175 @@ fn push_escaped(out: &mut Out, s: &str, quote: Option<u8>) {
     }
 }
 
+/// The linear pre-scan before roxmltree: refuses the shapes the `MAX_*`
+/// bounds exclude, and finds the first character reference to something
+/// that is not an XML character (reported only once roxmltree has found
+/// the text well-formed, so that an earlier syntax error is reported
+/// first). It reads markup as roxmltree does and stops, leaving the error
+/// to roxmltree, wherever the text stops being XML: roxmltree never gets
+/// further than that, so everything it processes has been counted.
+fn prescan(src: &str) -> Result<Option<(usize, String)>, Error> {
+    let b = src.as_bytes();
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    let shape = |offset: usize, shape: Shape, limit: usize| Error::Shape { line: line_of(src, offset), shape, limit };
+    // Per open element, how many namespaces it declares.
+    let mut open: Vec<usize> = Vec::new();
+    let mut in_scope = 0;
+    let mut declared: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut bad = None;
+    // Most documents have no character reference at all: one SIMD search
+    // spares them a search per text and attribute value.
+    let references = memchr::memmem::find(b, b"&#").is_some();
+    let mut i = 0;
+    let after = |from: usize, end: &[u8]| {
+        let found = match end {
+            [one] => memchr::memchr(*one, &b[from..]),
+            _ => memchr::memmem::find(&b[from..], end),
+        };
+        found.map(|k| from + k + end.len())
+    };
+    while let Some(k) = memchr::memchr(b'<', &b[i..]) {
+        if references && bad.is_none() {
+            bad = bad_reference(src, i, i + k);
+        }
+        let p = i + k;
+        let rest = &b[p..];
+        let next = if rest.starts_with(b"<!--") {
+            after(p + 4, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            after(p + 9, b"]]>")
+        } else if rest.starts_with(b"<?") {
+            after(p + 2, b"?>")
+        } else if rest.starts_with(b"<!") {
+            // A DTD: roxmltree refuses it before reading it.
+            None
+        } else if rest.starts_with(b"</") {
+            in_scope -= open.pop().unwrap_or(0);
+            after(p + 2, b">")
+        } else {
+            if open.len() >= MAX_DEPTH {
+                return Err(Error::TooDeep { line: line_of(src, p), limit: MAX_DEPTH });
+            }
+            let mut j = p + 1;
+            while j < b.len() && !is_space(b[j]) && b[j] != b'>' && b[j] != b'/' {
+                j += 1;
+            }
+            let (mut attributes, mut declares) = (0, 0);
+            let end = loop {
+                while j < b.len() && is_space(b[j]) {
+                    j += 1;
+                }
+                match b.get(j) {
+                    None => break None,
+                    Some(b'>') => break Some((j + 1, false)),
+                    Some(b'/') => break (b.get(j + 1) == Some(&b'>')).then_some((j + 2, true)),
+                    Some(_) => {}
+                }
+                let name_start = j;
+                while j < b.len() && !is_space(b[j]) && !matches!(b[j], b'=' | b'>' | b'/') {
+                    j += 1;
+                }
+                let name = &src[name_start..j];
+                while j < b.len() && is_space(b[j]) {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'=') {
+                    break None;
+                }
+                j += 1;
+                while j < b.len() && is_space(b[j]) {
+                    j += 1;
+                }
+                let Some(&quote @ (b'\'' | b'"')) = b.get(j) else { break None };
+                let Some(len) = memchr::memchr(quote, &b[j + 1..]) else { break None };
+                let value = &src[j + 1..j + 1 + len];
+                if references && bad.is_none() {
+                    bad = bad_reference(src, j + 1, j + 1 + len);
+                }
+                j += len + 2;
+                attributes += 1;
+                if attributes > MAX_ATTRIBUTES {
+                    return Err(shape(name_start, Shape::Attributes, MAX_ATTRIBUTES));
+                }
+                if name == "xmlns" || name.starts_with("xmlns:") {
+                    declares += 1;
+                    in_scope += 1;
+                    if in_scope > MAX_NAMESPACES_IN_SCOPE {
+                        return Err(shape(name_start, Shape::NamespacesInScope, MAX_NAMESPACES_IN_SCOPE));
+                    }
+                    if value.len() > MAX_NAMESPACE_NAME {
+                        return Err(shape(name_start, Shape::NamespaceName, MAX_NAMESPACE_NAME));
+                    }
+                    if declared.insert((name, value)) && declared.len() > MAX_NAMESPACES {
+                        return Err(shape(name_start, Shape::Namespaces, MAX_NAMESPACES));
+                    }
+                }
+            };
+            match end {
+                Some((next, true)) => {
+                    in_scope -= declares;
+                    Some(next)
+                }
+                Some((next, false)) => {
+                    open.push(declares);
+                    Some(next)
+                }
+                None => None,
+            }
+        };
+        match next {
+            Some(n) => i = n,
+            None => return Ok(bad),
+        }
+    }
+    Ok(bad)
+}
+
+/// The first character reference in `src[from..to]` (text or an attribute
+/// value) to a code point that is not an XML character, with its offset and
+/// what is wrong. Malformed references are roxmltree's to report.
+fn bad_reference(src: &str, from: usize, to: usize) -> Option<(usize, String)> {
+    let b = &src.as_bytes()[..to];
+    let mut i = from;
+    while let Some(k) = memchr::memchr(b'&', &b[i..]) {
+        let at = i + k;
+        i = at + 1;
+        let Some(digits) = b[at + 1..].strip_prefix(b"#") else { continue };
+        let (hex, digits) = match digits.strip_prefix(b"x") {
+            Some(d) => (true, d),
+            None => (false, digits),
+        };
+        let len = digits.iter().take_while(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }).count();
+        if len == 0 || digits.get(len) != Some(&b';') {
+            continue;
+        }
+        // Leading zeros do not count against the value; more digits than
+        // U+10FFFF has overflow nothing.
+        let value = digits[..len].iter().fold(0u64, |v, d| {
+            let d = (*d as char).to_digit(16).unwrap_or(0) as u64;
+            (v * if hex { 16 } else { 10 } + d).min(u64::from(u32::MAX) + 1)
+        });
+        let xml_char = matches!(value, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+        if !xml_char {
+            let text = &src[at..at + 2 + usize::from(hex) + len + 1];
+            let why = match value {
+                0xD800..=0xDFFF => "a UTF-16 surrogate, not a character",
+                0x110000.. => "beyond U+10FFFF, the last Unicode character",
+                _ => "not a character XML allows",
+            };
+            return Some((at, format!("the character reference '{text}' is {why}")));
+        }
+    }
+    None
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+fn position(src: &str, offset: usize) -> (u32, u32) {
+    let before = &src[..offset.min(src.len())];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (line_of(src, offset), before[line_start..].chars().count() as u32 + 1)
+}
+
 /// The XML declaration may name only UTF-8: the text is already a Rust string.
 fn check_declaration(src: &str) -> Result<(), Error> {
     let Some(rest) = src.strip_prefix("<?xml") else {
@@ -1428,6 +1651,34 @@ mod tests {
         assert_eq!(doc.namespace(doc.children(kids[2]).next().unwrap()), Some("urn:c"));
         assert_eq!(doc.namespace(kids[3]), None);
         assert!(doc.is(kids[3], "f") && !doc.is(kids[2], "c"));
+    }
+
+    #[test]
+    fn references_to_no_character_are_malformed_wherever_they_are() {
+        let refused = |src: &str| match Document::parse(src) {
+            Err(Error::Malformed { line, column, message }) => (line, column, message),
+            other => panic!("{src}: {:?}", other.map(|d| d.to_string())),
+        };
+        // In text beside elements, in an attribute, decimal, with leading zeros.
+        assert_eq!(refused("<a>\n x&#xDFFF;<b/></a>").0, 2);
+        assert_eq!(refused("<a b='&#55296;'/>").1, 7);
+        assert!(refused("<a>&#x00110000;</a>").2.contains("'&#x00110000;' is beyond U+10FFFF"));
+        // What is no reference, or a reference to a character, is fine.
+        for ok in [
+            "<a>&#x0000000041;&#9;&#xFFFD;&#x10FFFF;</a>",
+            "<a><!-- &#xD800; --><![CDATA[&#xD800;]]></a>",
+            "<a>&amp;#xD800;</a>",
+        ] {
+            assert!(Document::parse(ok).is_ok(), "{ok}");
+        }
+        // An earlier syntax error is reported first.
+        assert!(refused("<a><b></a>&#xD800;").2.contains("expected 'b' tag"));
+    }
+
+    #[test]
+    fn a_second_byte_order_mark_is_malformed() {
+        assert!(matches!(Document::parse("\u{feff}\u{feff}<a/>"), Err(Error::Malformed { line: 1, column: 1, .. })));
+        assert!(Document::parse("\u{feff}<a/>").is_ok());
     }
 
     #[test]

@@ -29,8 +29,20 @@ pub enum Error {
         line: u32,
         limit: usize,
     },
+    /// A shape no libvirt document has, refused before the well-formedness
+    /// check, whose cost would grow faster than the input with it.
+    Shape {
+        line: u32,
+        shape: Shape,
+        limit: usize,
+    },
     WrongRoot {
         name: String,
+    },
+    /// A root element in a namespace: libvirt's elements have none.
+    ForeignRoot {
+        name: String,
+        namespace: String,
     },
     /// A root that does not fit where the document comes from (a device at
     /// a VM start, a domain at a hot-plug).
@@ -38,6 +50,19 @@ pub enum Error {
         name: String,
         expected: &'static str,
     },
+}
+
+/// The shapes [`Error::Shape`] bounds (limits in `doc.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Attributes (namespace declarations included) on one element.
+    Attributes,
+    /// Namespace declarations in scope at one element.
+    NamespacesInScope,
+    /// Different namespace declarations (prefix and name) in the document.
+    Namespaces,
+    /// Bytes in one namespace name (URI).
+    NamespaceName,
 }
 
 impl fmt::Display for Error {
@@ -62,6 +87,19 @@ impl fmt::Display for Error {
             Error::TooDeep { line, limit } => {
                 write!(f, "elements nested deeper than {limit} levels (at line {line}); this is not a libvirt document")
             }
+            Error::Shape { line, shape, limit } => {
+                let what = match shape {
+                    Shape::Attributes => format!("an element with more than {limit} attributes"),
+                    Shape::NamespacesInScope => format!("more than {limit} namespace declarations in scope"),
+                    Shape::Namespaces => format!("more than {limit} different namespace declarations"),
+                    Shape::NamespaceName => format!("a namespace name longer than {limit} bytes"),
+                };
+                write!(f, "{what} (at line {line}); this is not a libvirt document")
+            }
+            Error::ForeignRoot { name, namespace } => write!(
+                f,
+                "the root element <{name}> is in the namespace '{namespace}'; libvirt's <domain> and device elements are in no namespace"
+            ),
             Error::Unexpected { name, expected } => {
                 write!(f, "the root element is <{name}>, but this hook point hands over {expected}")
             }

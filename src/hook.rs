@@ -216,21 +216,27 @@ pub fn run() -> Result<u8> {
     };
     let label = path.display().to_string();
     crate::set_current_input(&label);
-    let read = files::read_file(&path, DEFAULT_SIZE_LIMIT);
+    // A link is followed: the file it leads to is read and replaced.
+    let read = files::Dest::existing(&path)
+        .and_then(|dest| files::read_file(dest.path(), DEFAULT_SIZE_LIMIT).map(|bytes| (dest, bytes)));
     let env = std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v)));
     let policy = file_policy(config.as_deref()).and_then(|file| vm_policy(&file, env));
     let job = match (&read, &policy) {
         (Err(e), _) => Job::failed(&label, format!("cannot read the domain XML: {e}")),
         (_, Err(e)) => Job::failed(&label, format!("{e}; the VM was not converted")),
-        (Ok(bytes), Ok(policy)) => {
+        (Ok((dest, bytes)), Ok(policy)) => {
             let passes: Vec<&Pass> = ALL.iter().collect();
             let setup = Setup { passes: &passes, host: &host::System, point: point() };
             let job = Job::run(&label, bytes, &setup, |_| Ok(policy.clone()));
             match job.converted() {
-                Some(c) if c.changed() => match files::replace_with(&path, &mut |w| c.write_output(w)) {
-                    Ok(()) => job,
-                    Err(e) => Job::failed(&label, format!("cannot replace the file: {e}; it is left as Vdsm wrote it")),
-                },
+                Some(c) if c.changed() => {
+                    match dest.stage(&mut |w| c.write_output(w)).and_then(files::Staged::commit) {
+                        Ok(()) => job,
+                        Err(e) => {
+                            Job::failed(&label, format!("cannot replace the file: {e}; it is left as Vdsm wrote it"))
+                        }
+                    }
+                }
                 _ => job,
             }
         }

@@ -65,6 +65,9 @@ pub fn convert<'a>(text: &'a str, passes: &[&Pass], context: &Context) -> Result
 /// [`convert`] on a document already parsed.
 pub fn convert_parsed<'a>(mut doc: Document<'a>, passes: &[&Pass], context: &Context) -> Result<Conversion<'a>, Error> {
     let root = doc.root();
+    if let Some(namespace) = doc.namespace(root) {
+        return Err(Error::ForeignRoot { name: doc.qname(root).to_string(), namespace: namespace.to_string() });
+    }
     let domain = doc.is(root, "domain");
     let device = doc.namespace(root).is_none() && passes::is_device_element(doc.local(root));
     let subject = match (domain, device, context.point) {

@@ -49,6 +49,34 @@ fn cases() -> Vec<Case> {
         ));
     }
     disks.push_str("</devices></domain>\n");
+    let many_attributes = format!(
+        "<domain type='kvm'{}><name>a</name></domain>",
+        (0..100_000).map(|i| format!(" a{i}='x'")).collect::<String>()
+    );
+    let many_namespaces = format!(
+        "<domain type='kvm'{}><name>a</name></domain>",
+        (0..100_000).map(|i| format!(" xmlns:p{i}='urn:p{i}'")).collect::<String>()
+    );
+    let distinct_namespaces = format!(
+        "<domain type='kvm'><name>a</name><metadata>{}</metadata></domain>",
+        (0..100_000).map(|i| format!("<m xmlns:p='urn:{i}'/>")).collect::<String>()
+    );
+    let long_namespace = format!("<domain type='kvm' xmlns:p='urn:{}'><name>a</name></domain>", "u".repeat(1 << 20));
+    let mut distinct_devices = String::from(
+        "<domain type='kvm'><name>many</name><memory>4194304</memory><vcpu>2</vcpu>\
+         <os><type arch='x86_64' machine='pc-i440fx-rhel7.6.0'>hvm</type></os><devices>\n",
+    );
+    for i in 0..50_000 {
+        distinct_devices.push_str(&format!("<device{i}/>\n"));
+    }
+    distinct_devices.push_str("</devices></domain>\n");
+    let with = |needle: &str, replacement: &str| {
+        let text = String::from_utf8(d.clone()).unwrap();
+        assert!(text.contains(needle), "{needle}");
+        text.replacen(needle, replacement, 1).into_bytes()
+    };
+    let mut double_bom = "\u{feff}\u{feff}".as_bytes().to_vec();
+    double_bom.extend(&d);
     let mut latin1 = d.clone();
     let at = latin1.windows(6).position(|w| w == b"<name>").unwrap() + 6;
     latin1.insert(at, 0xe9);
@@ -121,6 +149,55 @@ fn cases() -> Vec<Case> {
         Case { name: "huge document (over 16 MiB)", input: huge, code: 2, says: "larger than the limit of 16777216 bytes" },
         Case { name: "deep nesting (100,000 levels)", input: deep.into_bytes(), code: 2, says: "nested deeper than 256 levels" },
         Case { name: "10,000 disks", input: disks.into_bytes(), code: 1, says: "refused" },
+        Case {
+            name: "an element with 100,000 attributes",
+            input: many_attributes.into_bytes(),
+            code: 2,
+            says: "an element with more than 256 attributes (at line 1); this is not a libvirt document",
+        },
+        Case {
+            name: "100,000 namespace declarations on one element",
+            input: many_namespaces.into_bytes(),
+            code: 2,
+            says: "more than 32 namespace declarations in scope (at line 1)",
+        },
+        Case {
+            name: "100,000 different namespace declarations",
+            input: distinct_namespaces.into_bytes(),
+            code: 2,
+            says: "more than 256 different namespace declarations (at line 1)",
+        },
+        Case {
+            name: "a 1 MiB namespace name",
+            input: long_namespace.into_bytes(),
+            code: 2,
+            says: "a namespace name longer than 512 bytes (at line 1)",
+        },
+        Case { name: "50,000 devices with distinct names", input: distinct_devices.into_bytes(), code: 0, says: "" },
+        Case {
+            name: "character reference to a surrogate",
+            input: with("<name>a2</name>", "<name>a2&#xD800;</name>"),
+            code: 2,
+            says: "malformed XML at line 2, column 11: the character reference '&#xD800;' is a UTF-16 surrogate",
+        },
+        Case {
+            name: "character reference beyond U+10FFFF",
+            input: with("type='kvm'", "type='kvm&#x110000;'"),
+            code: 2,
+            says: "malformed XML at line 1, column 18: the character reference '&#x110000;' is beyond U+10FFFF",
+        },
+        Case {
+            name: "two byte order marks",
+            input: double_bom,
+            code: 2,
+            says: "malformed XML at line 1, column 1: a second byte order mark (U+FEFF)",
+        },
+        Case {
+            name: "default namespace on <domain>",
+            input: with("<domain ", "<domain xmlns=\"http://example.org/not-libvirt\" "),
+            code: 2,
+            says: "the root element <domain> is in the namespace 'http://example.org/not-libvirt'",
+        },
         Case {
             name: "odd quoting and entities in values",
             input: std::fs::read(common::root().join("tests/data/odd-quoting.xml")).unwrap(),
@@ -242,4 +319,18 @@ fn odd_quoting_and_entities_are_read_and_written_once() {
     assert!(out.contains("bridge=\"o'net\""), "{out}");
     assert!(out.contains("<source bridge='lab&amp;test'/>"), "{out}");
     assert!(!out.contains("&amp;amp;") && !out.contains("&amp;apos;"), "{out}");
+}
+
+/// Writes every case's input to `XENIFY_BAD_DIR` (one file per row, named
+/// after it), to measure the table's time and memory figures with the
+/// release binary: see the README.
+#[test]
+#[ignore]
+fn write_cases() {
+    let dir = PathBuf::from(std::env::var_os("XENIFY_BAD_DIR").expect("XENIFY_BAD_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, case) in cases().into_iter().enumerate() {
+        let slug: String = case.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        std::fs::write(dir.join(format!("{i:02}-{slug}.xml")), &case.input).unwrap();
+    }
 }

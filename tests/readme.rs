@@ -236,10 +236,16 @@ fn the_example_commands_run() {
             None => (None, l.as_str()),
         };
         let command = command.split(" > ").next().unwrap();
-        let args: Vec<String> = words(command.strip_prefix("xenify ").unwrap())
+        // `-o FILE` writes into a scratch directory, not the project.
+        let out = std::env::temp_dir().join(format!("xenify-readme-commands-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut args: Vec<String> = words(command.strip_prefix("xenify ").unwrap())
             .into_iter()
             .map(|w| if w == "vm.xml" { "fixtures/domains/hostedengine-lease.xml".into() } else { w })
             .collect();
+        if let Some(i) = args.iter().position(|w| w == "-o") {
+            args[i + 1] = out.join(&args[i + 1]).display().to_string();
+        }
         let o = xenify(&args, stdin);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(matches!(o.status.code(), Some(0 | 1)), "README's `{l}`: exit {:?}: {err}", o.status.code());
