@@ -118,10 +118,11 @@ pub struct ConvertArgs {
     /// The document to convert; `-` or nothing for stdin
     #[arg(value_name = "INPUT")]
     pub input: Option<PathBuf>,
-    /// Write the result here (atomically) instead of stdout
+    /// Write the result here instead of stdout: a file is replaced atomically (through a link, its
+    /// target); a character device or FIFO is written into; anything else is refused
     #[arg(short, long, value_name = "OUTPUT", conflicts_with = "in_place")]
     pub output: Option<PathBuf>,
-    /// Replace INPUT with the result (atomically)
+    /// Replace INPUT, a regular file (through a link, its target), atomically with the result
     #[arg(long)]
     pub in_place: bool,
     /// Print a unified diff of input to output on stdout instead of the document; writes no file, so

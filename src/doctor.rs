@@ -30,13 +30,14 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use xenify::report::escape;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 use xenify::policy::KEYS;
+use xenify::report::escape;
 use xenify::Policy;
 
+use crate::files;
 use crate::hook::{self, DEFAULT_CONFIG, HOOKS_DIR};
 
 /// The outcome of one check.
@@ -58,6 +59,10 @@ fn fail(check: &str, detail: String, fix: String) -> Check {
     Check { check: check.to_string(), ok: false, detail, fix: Some(fix) }
 }
 
+/// The most doctor reads of one host file (`/proc/cpuinfo` of a large host
+/// is well under it).
+const HOST_FILE_LIMIT: usize = 4 << 20;
+
 /// A host path (absolute, as the host sees it) under the root being checked.
 struct Host<'a> {
     root: &'a Path,
@@ -68,8 +73,10 @@ impl Host<'_> {
         self.root.join(path.trim_start_matches('/'))
     }
 
+    /// A host file's text, bounded and without blocking (a FIFO in a fake
+    /// root is refused, not waited on), as the conversion reads its input.
     fn read(&self, path: &str) -> Option<String> {
-        fs::read(self.at(path)).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+        files::read_file(&self.at(path), HOST_FILE_LIMIT).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
     /// The host paths matching `dir/*/rest` for each entry of `dir`, sorted.

@@ -435,6 +435,22 @@ fn a_xen_guest_is_not_a_dom0_and_the_hypervisor_type_counts_without_xenfs() {
 }
 
 #[test]
+fn a_fifo_in_the_root_is_not_waited_on() {
+    // A fake root is the user's: a FIFO where a host file belongs must not
+    // stop doctor, which reads host files as xenify reads its inputs.
+    let host = FakeHost::new("fifo");
+    host.dir("/proc/xen");
+    let fifo = host.root.join("proc/xen/capabilities");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let root = host.root.clone();
+    std::thread::spawn(move || tx.send(doctor_at(&root)).unwrap());
+    let (code, checks, _) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("doctor waits on a FIFO");
+    assert_eq!(code, 1);
+    assert!(!checks["xen-dom0"].0, "{:?}", checks["xen-dom0"]);
+}
+
+#[test]
 fn executable_by_vdsm_follows_owner_group_and_other_bits() {
     use std::os::unix::fs::MetadataExt;
     let host = FakeHost::new("modes");
