@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const ALL_LOSSES: &str = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough";
+use common::ALL_LOSSES;
 
 /// A small realistic domain to damage.
 fn domain() -> Vec<u8> {

@@ -110,7 +110,7 @@ fn json_says_what_the_table_says() {
 
 #[test]
 fn exit_0_only_when_every_file_converts() {
-    let all = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough";
+    let all = common::ALL_LOSSES;
     let o = check(&["fixtures/domains", "--accept", all]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
     let o = check(&["fixtures/domains/already-xen.xml", "fixtures/does-not-exist.xml"]);

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use xenify::ALL;
 
 const FLOPPY: &str = "fixtures/domains/vm-sysprep-floppy.xml";
-const ALL_LOSSES: &str = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough";
+use common::ALL_LOSSES;
 
 fn xenify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xenify"))

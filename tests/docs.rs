@@ -93,6 +93,25 @@ fn the_fuzz_target_is_formatted() {
 }
 
 #[test]
+fn every_list_of_all_loss_ids_is_complete() {
+    // Runs that accept every loss (make interop, make bench, the tests)
+    // name the ids: each list must hold every id Loss::ALL has.
+    let ids: Vec<&str> = Loss::ALL.iter().map(|l| l.id()).collect();
+    assert_eq!(common::ALL_LOSSES.split(',').collect::<Vec<_>>(), ids, "tests/common/mod.rs");
+    for (file, quoted) in [
+        ("Makefile", false),
+        ("tests/interop/vdsm.py", false),
+        ("benches/run.py", false),
+        ("fixtures/interop-pvh.toml", true),
+    ] {
+        let text = std::fs::read_to_string(common::root().join(file)).unwrap();
+        let list =
+            if quoted { ids.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ") } else { ids.join(",") };
+        assert!(text.contains(&list), "{file} does not accept every loss id: {list}");
+    }
+}
+
+#[test]
 fn the_crate_is_formatted() {
     let out = std::process::Command::new(env!("CARGO"))
         .args(["fmt", "--check"])

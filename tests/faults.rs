@@ -208,10 +208,7 @@ fn fifty_hooks_at_once_do_not_interfere() {
             Command::new(env!("CARGO_BIN_EXE_xenify"))
                 .env("_hook_domxml", dst)
                 .env("XENIFY_CONFIG", "/dev/null")
-                .env(
-                    "xenify_accept",
-                    "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough",
-                )
+                .env("xenify_accept", common::ALL_LOSSES)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -10,9 +10,10 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-const ALL_LOSSES: &str = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm";
+use common::{mkfifo, run_bounded as run, stderr, xenify_bounded as xenify};
+
+use common::ALL_LOSSES;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xenify-inputs-{}-{name}", std::process::id()));
@@ -24,40 +25,6 @@ fn scratch(name: &str) -> PathBuf {
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(common::root().join("fixtures/domains").join(name)).unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
-}
-
-/// Runs `cmd` with a deadline: a run that outlives it is killed and the
-/// test fails instead of hanging the suite.
-fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            let o = child.wait_with_output().unwrap();
-            panic!("xenify hung and was killed: {}", stderr(&o));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn xenify(args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_xenify"))
-        .args(args)
-        .current_dir(common::root())
-        .env_remove("_hook_domxml")
-        .env("XENIFY_CONFIG", "/dev/null"))
 }
 
 fn hook(domxml: &Path, config: &str) -> Output {

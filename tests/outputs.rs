@@ -10,11 +10,13 @@ mod common;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use common::{mkfifo, run_bounded as run, stderr, xenify_bounded as xenify};
+use std::time::Duration;
 
 const FLOPPY: &str = "fixtures/domains/vm-sysprep-floppy.xml";
-const ALL_LOSSES: &str = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm";
+use common::ALL_LOSSES;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("xenify-outputs-{}-{name}", std::process::id()));
@@ -38,34 +40,6 @@ fn converted() -> String {
     xenify::convert_all(&text, &xenify::Policy::accepting_all()).unwrap().output().unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs the binary with a deadline: a run that outlives it is killed and
-/// the test fails (instead of hanging the suite).
-fn run(cmd: &mut Command) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            let o = child.wait_with_output().unwrap();
-            panic!("xenify hung and was killed: {}", stderr(&o));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn xenify(args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_xenify"))
-        .args(args)
-        .current_dir(common::root())
-        .env_remove("_hook_domxml")
-        .env("XENIFY_CONFIG", "/dev/null"))
-}
-
 fn hook(domxml: &Path) -> Output {
     run(Command::new(env!("CARGO_BIN_EXE_xenify"))
         .env("_hook_domxml", domxml)
@@ -84,12 +58,6 @@ fn names(dir: &Path) -> Vec<String> {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     v.sort();
     v
-}
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
 }
 
 /// A device node made in the scratch directory (root only): the tests never

@@ -12,6 +12,10 @@ use xenify::policy::Policy;
 use xenify::report::{Hint, Outcome, Report};
 use xenify::{Context, Conversion, Finding, Host, Kind, Pass, Point};
 
+/// Every loss id, for runs that accept them all (a test in docs.rs checks
+/// it and the other copies against `Loss::ALL`).
+pub const ALL_LOSSES: &str = "nwfilter,link-state,vlan,graphics-security,floppy-media,secure-boot,tpm,scsi-passthrough";
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -240,4 +244,44 @@ fn walk(a: &Node, b: &Node, path: &str, removed: &[&str], gone: &mut Vec<String>
             None => gone.push(paths[i].clone()),
         }
     }
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo {}", path.display());
+}
+
+/// Runs `cmd` with a deadline: a run that outlives it is killed and the
+/// test fails instead of hanging the suite.
+pub fn run_bounded(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("xenify hung and was killed: {}", stderr(&o));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// The binary on the command line, with a deadline, from the project root,
+/// with no hook variable and an empty policy file.
+pub fn xenify_bounded(args: &[&str]) -> std::process::Output {
+    run_bounded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_xenify"))
+            .args(args)
+            .current_dir(root())
+            .env_remove("_hook_domxml")
+            .env("XENIFY_CONFIG", "/dev/null"),
+    )
 }
