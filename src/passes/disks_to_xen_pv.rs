@@ -11,9 +11,11 @@
 //!   `hdc`: `hda`, `hdb`, `hdd`), on `bus='ide'`: a guest without Xen PV
 //!   drivers (Windows fresh from KVM) sees and boots only emulated IDE disks,
 //!   and UEFI firmware boots no LSI SCSI disk;
-//! - the rest, and every read-only disk (qemu-xen refuses read-only IDE
-//!   disks), take `sda`-`sdp` in order, on `bus='scsi'`: Xen PV disks for
-//!   guests with PV drivers, emulated on an LSI SCSI controller otherwise;
+//! - the rest, every read-only disk (qemu-xen refuses read-only IDE disks)
+//!   and every LUN go on `bus='scsi'`: Xen PV disks for guests with PV
+//!   drivers, emulated on an LSI SCSI controller otherwise. A disk already
+//!   at a free `sda`-`sdp` name keeps it; the others are named from `sdp`
+//!   down, away from the low names the engine gives disks it hot-plugs;
 //! - past twenty disks and CD-ROMs nothing is left that both readers accept,
 //!   and the VM is refused: an `xvd` name would start, but Vdsm would rebuild
 //!   none of the VM's disks after a restart (no snapshots, no live merge, no
@@ -28,10 +30,12 @@
 //!
 //! A lone disk (a hot-plug document) cannot see the names the running guest
 //! uses, and libxl hot-plugs only disks on the Xen bus, where libvirt assigns
-//! no address. It is named from the top of the SCSI range down by its KVM
-//! index (`vdb` → `sdo`), which a converted domain of fewer than fifteen
-//! disks never reaches, on `bus='xen'` with the drive address of that name
-//! written out for Vdsm.
+//! no address, so the drive address Vdsm reads is written out. A VirtIO-SCSI
+//! or SATA disk keeps the engine's `sdX` name, under which Vdsm saved its
+//! metadata; a virtio disk `vdX` becomes `sd` of index 8 + X (`vdb` →
+//! `sdj`), between those low names and the top ones a domain's own disks
+//! get, so it meets neither unless the VM has many disks (the warning says
+//! what is assumed).
 
 use std::collections::HashSet;
 
