@@ -13,8 +13,6 @@
 use super::{Cx, Pass};
 use crate::doc::El;
 
-/// oVirt's namespace for Vdsm's VM metadata.
-const OVIRT_VM: &str = "http://ovirt.org/vm/1.0";
 
 pub const PASS: Pass = Pass {
     name: "memballoon-to-xen",
@@ -51,7 +49,7 @@ fn ballooning_disabled(cx: &Cx) -> bool {
     let Some(metadata) = cx.domain().and_then(|d| doc.child(d, "metadata")) else {
         return false;
     };
-    let in_ovirt = |e: &El| doc.namespace(*e) == Some(OVIRT_VM);
+    let in_ovirt = |e: &El| doc.namespace(*e) == Some(crate::OVIRT_VM_NS);
     doc.children(metadata)
         .filter(|e| in_ovirt(e) && doc.local(*e) == "vm")
         .flat_map(|vm| doc.children(vm).collect::<Vec<_>>())
