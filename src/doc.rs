@@ -285,23 +285,26 @@ impl<'a> Document<'a> {
         while let Some(k) = memchr::memchr(b'<', &bytes[i..]) {
             let p = i + k;
             let rest = &src[p..];
-            let skip = |end: &str| {
+            // The end is searched after the opening: `<!-->` opens a
+            // comment, it does not close one.
+            let skip = |open: usize, end: &str| {
+                let after = &rest.as_bytes()[open..];
                 let found = match end.as_bytes() {
-                    [one] => memchr::memchr(*one, rest.as_bytes()),
-                    _ => memchr::memmem::find(rest.as_bytes(), end.as_bytes()),
+                    [one] => memchr::memchr(*one, after),
+                    _ => memchr::memmem::find(after, end.as_bytes()),
                 };
-                found.map(|e| p + e + end.len()).ok_or(None)
+                found.map(|e| p + open + e + end.len()).ok_or(None)
             };
             if rest.starts_with("<!--") {
-                i = skip("-->")?;
+                i = skip(4, "-->")?;
             } else if rest.starts_with("<![CDATA[") {
-                i = skip("]]>")?;
+                i = skip(9, "]]>")?;
             } else if rest.starts_with("<?") {
-                i = skip("?>")?;
+                i = skip(2, "?>")?;
             } else if rest.starts_with("<!") {
-                i = skip(">")?;
+                i = skip(1, ">")?;
             } else if rest.starts_with("</") {
-                let end = skip(">")?;
+                let end = skip(1, ">")?;
                 let (e, mark) = open.pop().ok_or(None)?;
                 scope.truncate(mark);
                 let el = &mut self.els[e.0 as usize];
@@ -1453,9 +1456,9 @@ fn decode_text(raw: &str) -> String {
             let end = cdata.find("]]>").unwrap_or(cdata.len());
             (9 + end + 3, &cdata[..end])
         } else if r.starts_with("<!--") {
-            (r.find("-->").map_or(r.len(), |e| e + 3), "")
+            (r[4..].find("-->").map_or(r.len(), |e| 4 + e + 3), "")
         } else if r.starts_with("<?") {
-            (r.find("?>").map_or(r.len(), |e| e + 2), "")
+            (r[2..].find("?>").map_or(r.len(), |e| 2 + e + 2), "")
         } else if r.starts_with("\r\n") {
             (2, "\n")
         } else if r.starts_with('\r') {
@@ -1530,6 +1533,14 @@ fn decode_attr(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_comment_opened_by_lt_bang_dash_dash_gt_hides_what_follows() {
+        // `<!-->` opens a comment; its end is searched after the opening.
+        let doc = Document::parse("<a><!--><b/>--><c/></a>").unwrap();
+        let kids: Vec<&str> = doc.children(doc.root()).map(|c| doc.qname(c)).collect();
+        assert_eq!(kids, ["c"]);
+    }
     use super::*;
 
     fn edit(src: &str, f: impl FnOnce(&mut Document)) -> String {

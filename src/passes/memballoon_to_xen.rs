@@ -13,7 +13,6 @@
 use super::{Cx, Pass};
 use crate::doc::El;
 
-
 pub const PASS: Pass = Pass {
     name: "memballoon-to-xen",
     summary: "<memballoon model='xen'/>, dropping stats, address, autodeflate, freePageReporting",
