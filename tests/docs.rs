@@ -78,15 +78,18 @@ fn the_fuzz_target_is_formatted() {
             files.push(p);
         }
     }
-    let out = std::process::Command::new("rustfmt")
-        .args(["--check", "--edition", "2021"])
-        .args(&files)
-        .current_dir(&root)
-        .output()
-        .expect("rustfmt is needed (rustup component add rustfmt)");
+    assert_formatted(
+        std::process::Command::new("rustfmt").args(["--check", "--edition", "2021"]).args(&files).current_dir(&root),
+        "cd fuzz && cargo fmt",
+    );
+}
+
+/// Runs a `--check` formatter and fails with what it would change.
+fn assert_formatted(cmd: &mut std::process::Command, fix: &str) {
+    let out = cmd.output().expect("rustfmt is needed (rustup component add rustfmt)");
     assert!(
         out.status.success(),
-        "not formatted (cd fuzz && cargo fmt), or rustfmt is missing (rustup component add rustfmt):\n{}{}",
+        "not formatted ({fix}), or rustfmt is missing (rustup component add rustfmt):\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -113,16 +116,9 @@ fn every_list_of_all_loss_ids_is_complete() {
 
 #[test]
 fn the_crate_is_formatted() {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["fmt", "--check"])
-        .current_dir(common::root())
-        .output()
-        .expect("cargo fmt is needed (rustup component add rustfmt)");
-    assert!(
-        out.status.success(),
-        "not formatted (cargo fmt):\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    assert_formatted(
+        std::process::Command::new(env!("CARGO")).args(["fmt", "--check"]).current_dir(common::root()),
+        "cargo fmt",
     );
 }
 

@@ -121,6 +121,14 @@ impl FakeHost {
     /// A Xen dom0 with HVM, libvirt's libxl driver, xl, and Vdsm patched
     /// and set to xen:///system.
     fn dom0(&self) -> &Self {
+        self.xen().vdsm(true).file(
+            "/etc/vdsm/vdsm.conf",
+            "[vars]\nssl = true\nlibvirt_uri = xen:///system\n\n[addresses]\nmanagement_port = 54321\n",
+        )
+    }
+
+    /// Xen with HVM, libvirt's libxl driver and xl: a dom0 before Vdsm.
+    fn xen(&self) -> &Self {
         self.file("/proc/xen/capabilities", "control_d\n")
             .file("/sys/hypervisor/type", "xen\n")
             .file(
@@ -129,11 +137,6 @@ impl FakeHost {
             )
             .file("/usr/lib64/libvirt/connection-driver/libvirt_driver_libxl.so", "")
             .file("/usr/sbin/xl", "")
-            .vdsm(true)
-            .file(
-                "/etc/vdsm/vdsm.conf",
-                "[vars]\nssl = true\nlibvirt_uri = xen:///system\n\n[addresses]\nmanagement_port = 54321\n",
-            )
     }
 
     /// Vdsm, its user and hook directories, with every shipped patch applied or none.
@@ -488,16 +491,7 @@ fn executable_by_vdsm_follows_owner_group_and_other_bits() {
 #[test]
 fn the_readme_example_is_what_doctor_says() {
     let host = FakeHost::new("readme");
-    host.file("/proc/xen/capabilities", "control_d\n")
-        .file("/sys/hypervisor/type", "xen\n")
-        .file(
-            "/sys/hypervisor/properties/capabilities",
-            "xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64\n",
-        )
-        .file("/usr/lib64/libvirt/connection-driver/libvirt_driver_libxl.so", "")
-        .file("/usr/sbin/xl", "")
-        .vdsm(false)
-        .hooks();
+    host.xen().vdsm(false).hooks();
     let (code, _, text) = host.doctor();
     assert_eq!(code, 1);
     let said: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
